@@ -1,0 +1,42 @@
+# backdrop: thin verbs over the `backdrop` CLI. The first target you run creates .venv and
+# installs backdrop with its exact pins (pyproject.toml); later runs reuse it.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.backdrop-installed
+OUT ?= out
+# The main job's inputs: INPUT empty means the bundled sample clip (carphone, 176x144).
+INPUT ?=
+CHECKPOINT ?= backdrop/data/default_model.pt
+
+.DEFAULT_GOAL := help
+.PHONY: help install test test-slow predict models-table clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found: backdrop needs Python 3.11 (make PYTHON=/path/to/python3.11)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --disable-pip-version-check -e '.[data,dev]'
+	touch $@
+
+install: $(STAMP) ## create .venv and install backdrop with its pinned dependencies
+	@echo "installed: $(BIN)/backdrop"
+
+test: $(STAMP) ## run the fast tests (what CI runs first)
+	$(BIN)/python -m pytest
+
+test-slow: $(STAMP) ## run the slow tests (ExecuTorch lowering of every bucket, ...)
+	$(BIN)/python -m pytest -m slow
+
+predict: $(STAMP) ## main job: reference masks for a clip (INPUT=video/dir, default the sample clip) -> $(OUT)/
+	input="$(INPUT)"; [ -n "$$input" ] || input=$$($(BIN)/python -c 'from backdrop.samples import carphone_clip; print(carphone_clip())'); \
+	$(BIN)/backdrop predict --checkpoint $(CHECKPOINT) --input "$$input" --out $(OUT)/masks.npz --overlay $(OUT)/overlay.png
+
+models-table: $(STAMP) ## regenerate the variant table in docs/models.md
+	$(BIN)/python scripts/model_table.py
+
+clean: ## remove outputs (not the venv)
+	rm -rf $(OUT) build *.egg-info .pytest_cache
