@@ -18,7 +18,7 @@ def _run(*args):
     return subprocess.run([sys.executable, "-m", "backdrop.cli", *args], capture_output=True, text=True)
 
 
-@pytest.mark.parametrize("command", [[], ["predict"], ["models"], ["buckets"], ["new-checkpoint"]])
+@pytest.mark.parametrize("command", [[], ["predict"], ["models"], ["buckets"], ["new-checkpoint"], ["eval"]])
 def test_help_exists_for_every_command(command):
     result = runner.invoke(app, [*command, "--help"])
     assert result.exit_code == 0, result.output
