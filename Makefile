@@ -9,9 +9,11 @@ OUT ?= out
 # The main job's inputs: INPUT empty means the bundled sample clip (carphone, 176x144).
 INPUT ?=
 CHECKPOINT ?= backdrop/data/default_model.pt
+TARGET ?= android-arm64
+DIST ?= dist
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow predict models-table clean
+.PHONY: help install test test-slow predict export models-table clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -31,12 +33,15 @@ test: $(STAMP) ## run the fast tests (what CI runs first)
 test-slow: $(STAMP) ## run the slow tests (ExecuTorch lowering of every bucket, ...)
 	$(BIN)/python -m pytest -m slow
 
-predict: $(STAMP) ## main job: reference masks for a clip (INPUT=video/dir, default the sample clip) -> $(OUT)/
+predict: $(STAMP) ## main job: reference masks for a clip (INPUT=video/dir, default the sample clip) -> out/
 	input="$(INPUT)"; [ -n "$$input" ] || input=$$($(BIN)/python -c 'from backdrop.samples import carphone_clip; print(carphone_clip())'); \
 	$(BIN)/backdrop predict --checkpoint $(CHECKPOINT) --input "$$input" --out $(OUT)/masks.npz --overlay $(OUT)/overlay.png
+
+export: $(STAMP) ## per-bucket artifacts + manifest + parity for TARGET (android-arm64, ios-arm64, android-arm64-legacy) -> dist/TARGET/
+	$(BIN)/backdrop export --target $(TARGET) --checkpoint $(CHECKPOINT) --out $(DIST)
 
 models-table: $(STAMP) ## regenerate the variant table in docs/models.md
 	$(BIN)/python scripts/model_table.py
 
 clean: ## remove outputs (not the venv)
-	rm -rf $(OUT) build *.egg-info .pytest_cache
+	rm -rf $(OUT) $(DIST) build *.egg-info .pytest_cache

@@ -10,6 +10,7 @@ import typer
 
 from backdrop.commands.core import buckets_command, models_command, new_checkpoint_command, predict_command
 from backdrop.commands.eval import eval_command
+from backdrop.commands.export import export_command
 from backdrop.errors import BackdropError
 
 app = typer.Typer(
@@ -27,6 +28,7 @@ app.command("models")(models_command)
 app.command("buckets")(buckets_command)
 app.command("new-checkpoint")(new_checkpoint_command)
 app.command("eval")(eval_command)
+app.command("export")(export_command)
 
 
 def main() -> None:

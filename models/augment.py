@@ -123,6 +123,9 @@ class PrevMaskConfig:
         max_morph: erosion/dilation radius, fraction of the bucket diagonal.
         blob_prob: add 1-3 spurious blobs; hole_prob: cut 1-2 holes.
         blur_prob: soften the mask edge (previous masks are probabilities).
+        mild_prob: of the degraded masks, this share gets only frame-to-frame-sized errors
+            (shift and scale / 4, erosion/dilation / 4, no blobs or holes): a good previous
+            mask, as in steady tracking, so the network learns to keep what is stable.
     """
 
     enabled: bool = True
@@ -134,9 +137,10 @@ class PrevMaskConfig:
     blob_prob: float = 0.3
     hole_prob: float = 0.15
     blur_prob: float = 0.5
+    mild_prob: float = 0.0
 
     def __post_init__(self) -> None:
-        _check_prob(self, "empty_prob", "garbage_prob", "blob_prob", "hole_prob", "blur_prob")
+        _check_prob(self, "empty_prob", "garbage_prob", "blob_prob", "hole_prob", "blur_prob", "mild_prob")
 
     @classmethod
     def from_dict(cls, d: dict) -> PrevMaskConfig:
@@ -262,20 +266,23 @@ def synthesize_prev_mask(label: np.ndarray, rng: np.random.Generator, cfg: PrevM
     if rng.random() < cfg.garbage_prob:
         m = _ellipses(h, w, int(rng.integers(1, 4)), rng, 0.35).astype(np.float32)
         return cv2.GaussianBlur(m, (5, 5), 0)
+    # mild_prob == 0 draws nothing here, so configs without it reproduce their samples exactly
+    mild = cfg.mild_prob > 0 and rng.random() < cfg.mild_prob
+    f = 0.25 if mild else 1.0
     # motion: shift + scale about a random centre
-    s = 1.0 + rng.uniform(-cfg.max_scale, cfg.max_scale)
-    tx = rng.uniform(-cfg.max_shift, cfg.max_shift) * w
-    ty = rng.uniform(-cfg.max_shift, cfg.max_shift) * h
+    s = 1.0 + rng.uniform(-cfg.max_scale, cfg.max_scale) * f
+    tx = rng.uniform(-cfg.max_shift, cfg.max_shift) * w * f
+    ty = rng.uniform(-cfg.max_shift, cfg.max_shift) * h * f
     c = (rng.uniform(0, w), rng.uniform(0, h))
     m = np.array([[s, 0, (1 - s) * c[0] + tx], [0, s, (1 - s) * c[1] + ty]], np.float64)
     prev = cv2.warpAffine(label, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    r = int(round(rng.uniform(0, cfg.max_morph) * math.hypot(h, w)))
+    r = int(round(rng.uniform(0, cfg.max_morph) * f * math.hypot(h, w)))
     if r > 0:
         k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
         prev = cv2.erode(prev, k) if rng.random() < 0.5 else cv2.dilate(prev, k)
-    if rng.random() < cfg.blob_prob:
+    if not mild and rng.random() < cfg.blob_prob:
         prev = np.maximum(prev, _ellipses(h, w, int(rng.integers(1, 4)), rng, 0.12).astype(np.float32))
-    if rng.random() < cfg.hole_prob:
+    if not mild and rng.random() < cfg.hole_prob:
         prev = prev * (1.0 - _ellipses(h, w, int(rng.integers(1, 3)), rng, 0.1).astype(np.float32))
     if rng.random() < cfg.blur_prob:
         prev = cv2.GaussianBlur(prev, (5, 5), 0)

@@ -26,6 +26,19 @@ from backdrop.models.segmenter import Segmenter, SegmenterConfig
 
 CHECKPOINT_VERSION = 1
 _KEY = "backdrop_checkpoint"
+DEFAULT_CHECKPOINT_NAME = "default_model.pt"
+
+
+def default_checkpoint_path() -> Path:
+    """The bundled default model (backdrop/data/default_model.pt; see docs/model-card.md)."""
+    from importlib import resources
+
+    path = Path(str(resources.files("backdrop").joinpath("data", DEFAULT_CHECKPOINT_NAME)))
+    if not path.is_file():
+        raise CheckpointError(
+            f"The bundled default model is missing ({path}). Reinstall backdrop, or pass --checkpoint."
+        )
+    return path
 
 
 @dataclass

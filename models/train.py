@@ -292,7 +292,7 @@ def _meta(config: TrainConfig, data: TrainingData | None, step: int, metrics: di
     return {
         "producer": "backdrop train",
         "backdrop_version": backdrop.__version__,
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
         "train_config": config.to_dict(),
         "mask_feedback": config.prev_mask.enabled,
         "step": step,
@@ -320,6 +320,7 @@ def train(
     data: TrainingData | None = None,
     heldout: HeldOut | None = None,
     validate_fn=None,
+    stop_after: int | None = None,
 ) -> TrainResult:
     """Train (or resume) a run; see the module docstring.
 
@@ -331,11 +332,22 @@ def train(
         validate_fn: ``(model, heldout, mask_feedback) -> dict``; default
             :func:`evaluate_heldout`. Skipped when ``heldout`` is None
             and ``data`` was given.
+        stop_after: stop (writing ``last.pt``) once this many steps are done in total, as an
+            interruption would; ``final.pt`` is not written. For tests and time-sliced runs.
 
     Raises:
         ConfigError: resume without a checkpoint, or with a different config.
     """
+    threads_before = torch.get_num_threads()
     torch.set_num_threads(config.num_threads)
+    try:
+        return _train(config, resume, progress, data, heldout, validate_fn, stop_after)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _train(config: TrainConfig, resume: bool, progress: bool, data: TrainingData | None,
+           heldout: HeldOut | None, validate_fn, stop_after: int | None) -> TrainResult:
     out_dir = Path(config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     last = out_dir / "last.pt"
@@ -357,6 +369,10 @@ def train(
             raise ConfigError(f"Cannot resume: {last} does not exist. Run without --resume to start.")
         ckpt = load_checkpoint(last)
         saved = ckpt.meta.get("train_config")
+        try:  # normalise: fields added since the checkpoint was written take their defaults
+            saved = TrainConfig.from_dict(saved).to_dict()
+        except (ConfigError, TypeError):
+            pass
         if saved != config.to_dict():
             diff = sorted(k for k in config.to_dict() if (saved or {}).get(k) != config.to_dict()[k])
             raise ConfigError(f"Cannot resume {last}: it was trained with a different config (differs in {diff}).")
@@ -418,8 +434,13 @@ def train(
             _log(out_dir, {"step": done, "val": metrics})
             if bar is not None:
                 bar.write(f"step {done}: held-out " + json.dumps({k: v for k, v in metrics.items() if not isinstance(v, dict)}))
-        if done % config.ckpt_every == 0 or done == config.steps:
+        interrupted = stop_after is not None and done >= stop_after and done < config.steps
+        if done % config.ckpt_every == 0 or done == config.steps or interrupted:
             checkpoint(done, last, True)
+        if interrupted:
+            if bar is not None:
+                bar.close()
+            return TrainResult(last, None, done, time.time() - t0, metrics, float(np.mean(recent)))
     if bar is not None:
         bar.close()
     model.eval()

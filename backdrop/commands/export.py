@@ -1,0 +1,59 @@
+"""`backdrop export`: per-bucket artifacts for a target, verified, with a manifest."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from backdrop.commands.options import BucketsOpt, FormatOpt, check_format
+
+
+def _target_help() -> str:
+    from backdrop.export.targets import TARGETS
+
+    return "Target: " + "; ".join(f"{n} ({TARGETS.get(n).description})" for n in TARGETS.names())
+
+
+def export_command(
+    target: Annotated[str, typer.Option("--target", "-t", help="The deployment target (see the list below).")],
+    checkpoint: Annotated[
+        Path | None, typer.Option("--checkpoint", "-c", help="Checkpoint file; default: the bundled default model.", dir_okay=False)
+    ] = None,
+    buckets: BucketsOpt = None,
+    bucket_names: Annotated[
+        str | None, typer.Option("--bucket-names", help="Comma-separated bucket names to export (default: all).")
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="dist folder; the target lands in OUT/<target>/.")] = Path("dist"),
+    fmt: FormatOpt = "text",
+) -> None:
+    """Export one fixed-shape artifact per bucket and format for a target, verify each against
+    the float reference on real golden frames, and write OUT/<target>/manifest.json.
+
+    Targets: android-arm64 (ExecuTorch + ONNX Runtime), ios-arm64 (Core ML + ExecuTorch),
+    android-arm64-legacy (PyTorch Lite). A failed export leaves no half-written folder.
+
+    Example: backdrop export --target android-arm64
+    """
+    from backdrop.buckets import load_buckets
+    from backdrop.pipeline import ExportSpec, export_target
+
+    fmt = check_format(fmt)
+    names = tuple(n.strip() for n in bucket_names.split(",") if n.strip()) if bucket_names is not None else None
+    spec = ExportSpec(target=target, checkpoint=checkpoint, buckets=load_buckets(buckets), only_buckets=names, out_root=out)
+    result = export_target(spec)
+    if fmt == "json":
+        typer.echo(json.dumps({
+            "out": str(result.out_dir), "manifest": str(result.manifest_path), "seconds": round(result.seconds, 1),
+            "artifacts": [a.key for a in result.artifacts],
+        }))
+        return
+    verified = sum(a.verified is True for a in result.artifacts)
+    typer.echo(
+        f"wrote {result.out_dir}: {len(result.artifacts)} artifacts ({verified} passed parity on this host) "
+        f"in {result.seconds:.0f} s"
+    )
+    typer.echo(f"manifest: {result.manifest_path}")
+    typer.echo(f"next: python scripts/run_from_manifest.py {result.out_dir}  (the app-side contract, from the manifest alone)")

@@ -1,0 +1,324 @@
+"""The export pipeline: checkpoint -> wrap -> export per bucket x format -> verify -> bundle.
+
+This module sits at the top of the dependency chain (like the CLI): it combines the export
+stages (backdrop.export) with where artifacts run (backdrop.device_tests), which do not
+import each other.
+
+Atomicity: everything is built in a hidden staging folder next to ``dist/<target>`` and
+moved into place only when every artifact exported and passed verification; a failure or
+an interrupt removes the staging folder, leaving any previous ``dist/<target>`` untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from backdrop import __version__
+from backdrop.buckets import DEFAULT_BUCKETS, Bucket, BucketSet
+from backdrop.errors import BucketError
+from backdrop.export.artifact import Artifact
+from backdrop.export.formats import FORMATS, ExportError, ExportRequest
+from backdrop.export.goldens import make_golden, save_golden
+from backdrop.export.targets import TARGETS, Target
+from backdrop.manifest import BUCKET_RULE, SCHEMA_VERSION, STATE_CONTRACT, tool_versions, write_manifest
+from backdrop.models import Checkpoint, load_checkpoint
+from backdrop.models.checkpoint import default_checkpoint_path
+from backdrop.quantization import fuse_model
+
+GOLDEN_FRAMES = 40
+GOLDEN_RESET_AT = 20
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    """Inputs of ``export_target``.
+
+    Attributes:
+        target: a name from the TARGETS registry.
+        checkpoint: checkpoint file; None means the bundled default model.
+        buckets: the bucket set.
+        only_buckets: export just these bucket names (all when None).
+        out_root: the dist folder; the target lands in ``out_root/<target>``.
+        golden_frames: frames per golden sequence (>= 30; the reset is in the middle).
+        jobs: artifacts exported in parallel processes (lowering is single-threaded Python).
+    """
+
+    target: str
+    checkpoint: Path | None = None
+    buckets: BucketSet = DEFAULT_BUCKETS
+    only_buckets: tuple[str, ...] | None = None
+    out_root: Path = Path("dist")
+    golden_frames: int = GOLDEN_FRAMES
+    jobs: int = 2
+
+    def __post_init__(self) -> None:
+        if self.jobs < 1:
+            raise ExportError(f"jobs must be at least 1, got {self.jobs}.")
+        if self.golden_frames < 30:
+            raise ExportError(f"golden_frames must be at least 30 (a reset sits in the middle), got {self.golden_frames}.")
+
+
+@dataclass
+class ExportResult:
+    out_dir: Path
+    manifest_path: Path
+    artifacts: list[Artifact]
+    parity: list = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def resolve(spec: ExportSpec) -> tuple[Target, list[Bucket]]:
+    """Check names before any expensive work: target, buckets, formats."""
+    target = TARGETS.get(spec.target)
+    for entry in target.entries:
+        fmt = FORMATS.get(entry.format)
+        if entry.precision not in fmt.precisions:
+            raise ExportError(f"target {target.name}: format {entry.format} has no precision {entry.precision}")
+    if spec.only_buckets is None:
+        buckets = list(spec.buckets)
+    else:
+        buckets = [spec.buckets.get(name) for name in spec.only_buckets]
+        if not buckets:
+            raise BucketError("--bucket-names is empty: name at least one bucket.")
+    return target, buckets
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def export_target(spec: ExportSpec, log: Callable[[str], None] = _log) -> ExportResult:
+    """Export, verify and bundle every artifact of ``spec.target`` into ``out_root/<target>``.
+
+    Raises:
+        RegistryError / BucketError: unknown target, format or bucket (before any work).
+        CheckpointError: missing or bad checkpoint.
+        ExportError: a format cannot take the model, or an artifact fails verification
+            (the message names artifact, frame and metric).
+    """
+    start = time.perf_counter()
+    target, buckets = resolve(spec)
+    from backdrop.device_tests.host import HostDevice
+    from backdrop.device_tests.parity import check_parity, thresholds_for, write_parity_report
+
+    ckpt_path = spec.checkpoint or default_checkpoint_path()
+    ckpt: Checkpoint = load_checkpoint(ckpt_path)
+    spec.out_root.mkdir(parents=True, exist_ok=True)
+    final = spec.out_root / target.name
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=spec.out_root))
+    device = HostDevice()
+    artifacts: list[Artifact] = []
+    records = []
+    try:
+        goldens = {}
+        for bucket in buckets:
+            log(f"[{bucket.name}] golden sequence: {spec.golden_frames} real frames, reset at {spec.golden_frames // 2}")
+            golden = make_golden(
+                ckpt.model, bucket, target.camera_format, num_frames=spec.golden_frames, reset_at=spec.golden_frames // 2
+            )
+            rel = f"goldens/{bucket.name}.npz"
+            save_golden(golden, staging / rel)
+            goldens[bucket.name] = (rel, golden)
+        first = next(iter(goldens.values()))[1]
+        check = torch.cat([torch.from_numpy(first.frames[:2]), torch.zeros(2, 1, *first.frames.shape[2:])], dim=1)
+        model, fusion = fuse_model(ckpt.model, check_input=check)
+        log(f"fused {fusion.fused} conv-BN pairs (max logit change {fusion.max_abs_logit_diff:.1e} on real frames)")
+        requests = [
+            ExportRequest(model, bucket, form, entry.precision, staging / bucket.name, entry.format)
+            for bucket in buckets
+            for entry in target.entries
+            for form in entry.state_forms
+        ]
+        for request, made, seconds in _run_exports(requests, spec.jobs, log):
+            golden = goldens[request.bucket.name][1]
+            for art in made:
+                _verify(art, golden, device, check_parity, thresholds_for, records, log)
+                log(f"[{art.bucket.name}] {art.format}-{art.precision}-{art.state_form}: {art.size_bytes() / 1e6:.1f} MB, "
+                    f"exported in {seconds:.0f} s, {_status(art)}")
+            artifacts.extend(made)
+        reports = staging / "reports"
+        reports.mkdir(exist_ok=True)
+        report_paths = {}
+        if records:
+            write_parity_report(records, reports)
+            report_paths["parity"] = "reports/parity.json"
+        if any(a.format == "executorch" for a in artifacts):
+            write_delegation_report(artifacts, reports)
+            report_paths["delegation"] = "reports/delegation.json"
+        manifest = build_manifest(
+            target, ckpt, fusion, buckets, artifacts, {k: v[0] for k, v in goldens.items()}, report_paths, staging
+        )
+        manifest_path = write_manifest(manifest, staging / "manifest.json")
+        _swap_into_place(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    for a in artifacts:
+        a.path = final / a.path.relative_to(staging)
+    return ExportResult(final, final / manifest_path.name, artifacts, records, time.perf_counter() - start)
+
+
+def _export_one(request: ExportRequest) -> tuple[list[Artifact], float]:
+    t0 = time.perf_counter()
+    made = FORMATS.get(request.format).export(request)
+    return made, time.perf_counter() - t0
+
+
+def _run_exports(requests: list[ExportRequest], jobs: int, log: Callable[[str], None]):
+    """Yield (request, artifacts, seconds) in request order; ``jobs`` > 1 uses spawned worker
+    processes (graph lowering is single-threaded Python, so this scales with cores)."""
+    if jobs == 1 or len(requests) == 1:
+        for r in requests:
+            yield (r, *_export_one(r))
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_export_one, r) for r in requests]
+        try:
+            for r, f in zip(requests, futures):
+                yield (r, *f.result())
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+
+
+def _status(art: Artifact) -> str:
+    if art.verified is True:
+        return "parity ok"
+    if art.verified is None:
+        return "unverified here (" + art.verification_note.split(":")[0] + ")"
+    return "FAILED"
+
+
+def _verify(art, golden, device, check_parity, thresholds_for, records, log) -> None:
+    if art.format == "coreml":
+        from backdrop.export.formats.coreml import validate_coreml_spec
+
+        check = validate_coreml_spec(art.path, art)
+        if check.errors:
+            raise ExportError(f"{art.key}: Core ML spec check failed: " + "; ".join(check.errors))
+        for w in check.warnings:
+            log(f"[{art.bucket.name}] warning: {art.key}: {w}")
+        art.details["spec_warnings"] = list(check.warnings)
+        return
+    if not device.can_run(art):
+        art.verified = None
+        art.verification_note = f"no runtime for {art.runtime} on this host"
+        return
+    record = check_parity(art, golden, device, thresholds_for(art.precision))
+    records.append(record)
+    art.verified = bool(record.passed)
+    art.details["parity"] = record.summary()
+    if not record.passed:
+        raise ExportError(f"parity failed: {record.message}")
+    art.verification_note = f"parity on {golden.frames.shape[0]} real frames on {device.name}"
+
+
+def _swap_into_place(staging: Path, final: Path) -> None:
+    """Replace ``final`` by ``staging`` with two renames (the old copy is removed after)."""
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.replace(final, old)
+    os.replace(staging, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _artifact_entry(art: Artifact, root: Path) -> dict:
+    feedback = {
+        "explicit": "feed next_mask back as prev_mask on the next call; zeros after a reset",
+        "native": f"nothing: the runtime keeps {', '.join(s.name for s in art.states)}",
+    }[art.state_form]
+    if art.state_form == "explicit":
+        reset = "pass an all-zero prev_mask"
+    else:
+        reset = "pass reset=1.0 for that frame"
+        if art.format == "torchscript-lite":
+            reset += ", or call the module's reset() method"
+        if art.format == "coreml":
+            reset += ", or start from a fresh state (model.makeState())"
+    if art.verified is True:
+        verification = f"parity passed: {art.verification_note}"
+    elif art.verified is None:
+        verification = f"unverified: {art.verification_note}"
+    else:
+        verification = "failed"
+    return {
+        "key": art.key,
+        "path": art.path.relative_to(root).as_posix(),
+        "format": art.format,
+        "runtime": art.runtime,
+        "precision": art.precision,
+        "state_form": art.state_form,
+        "bucket": art.bucket.name,
+        "inputs": [t.to_dict() for t in art.inputs],
+        "outputs": [t.to_dict() for t in art.outputs],
+        "states": [t.to_dict() for t in art.states],
+        "feedback": feedback,
+        "reset": reset,
+        "min_os": art.min_os,
+        "sha256": art.sha256(),
+        "size_bytes": art.size_bytes(),
+        "verified": art.verified,
+        "verification": verification,
+        "details": json.loads(json.dumps(art.details, default=str)),
+    }
+
+
+def build_manifest(target, ckpt, fusion, buckets, artifacts, goldens, reports, root) -> dict:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "backdrop_version": __version__,
+        "target": {"name": target.name, "platform": target.platform, "description": target.description},
+        "model": {
+            "checkpoint": ckpt.path.name if ckpt.path else "",
+            "checkpoint_sha256": ckpt.sha256,
+            "config": ckpt.config.to_dict(),
+            "parameters": sum(p.numel() for p in ckpt.model.parameters()),
+            "fusion": {
+                "conv_bn_pairs_fused": fusion.fused,
+                "max_abs_logit_change": fusion.max_abs_logit_diff,
+                "tolerance": fusion.tolerance,
+            },
+        },
+        "camera": {"format": target.camera_format, "color": "bt601-full", "chroma_upsampling": "nearest", "spec": "docs/frames.md"},
+        "bucket_rule": dict(BUCKET_RULE),
+        "buckets": [{"name": b.name, "height": b.height, "width": b.width} for b in buckets],
+        "threshold": 0.5,
+        "state_contract": dict(STATE_CONTRACT),
+        "artifacts": [_artifact_entry(a, root) for a in artifacts],
+        "goldens": goldens,
+        "reports": reports,
+        "tools": tool_versions(),
+    }
+
+
+def write_delegation_report(artifacts: list[Artifact], out_dir: Path) -> None:
+    """reports/delegation.{json,md}: ops inside and outside XNNPACK per ExecuTorch artifact."""
+    rows = {a.key: a.details["delegation"] for a in artifacts if a.format == "executorch"}
+    (out_dir / "delegation.json").write_text(json.dumps(rows, indent=2, sort_keys=True) + "\n")
+    lines = [
+        "# Delegation (ExecuTorch -> XNNPACK)",
+        "",
+        "| artifact | delegated subgraphs | delegated nodes | non-delegated nodes | compute ops outside |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for key, d in rows.items():
+        outside = ", ".join(f"{k} x{v}" for k, v in d["compute_ops_outside"].items()) or "none"
+        lines.append(f"| {key} | {d['delegated_subgraphs']} | {d['delegated_nodes']} | {d['non_delegated_nodes']} | {outside} |")
+    lines += ["", "Non-delegated nodes that are not computation (getitem of the delegate's outputs) are counted but allowed."]
+    (out_dir / "delegation.md").write_text("\n".join(lines) + "\n")

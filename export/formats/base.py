@@ -1,0 +1,59 @@
+"""The format interface and registry. A new format is one module and one registry line in
+export/formats/__init__.py; only the target table combines formats."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from backdrop.buckets import Bucket
+from backdrop.errors import BackdropError
+from backdrop.export.artifact import Artifact
+from backdrop.models import Segmenter
+from backdrop.registry import Registry
+
+
+class ExportError(BackdropError):
+    """An export step failed: a format cannot take an op, a runtime rejected an artifact, a
+    parity check missed its threshold. The message names the artifact and what to do."""
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """One artifact to build.
+
+    Attributes:
+        model: the float model (eval mode; BatchNorm already fused where the format wants).
+        bucket: the fixed input size.
+        state_form: "explicit" or "native".
+        precision: "fp32", "fp16" or "int8".
+        out_dir: the folder to write into (the target's ``<bucket>/`` folder); file names are
+            the format's choice but must contain the state form and precision.
+        format: the registered format name that handles the request.
+    """
+
+    model: Segmenter
+    bucket: Bucket
+    state_form: str
+    precision: str
+    out_dir: Path
+    format: str = ""
+
+
+class Format(Protocol):
+    """An export format (ExecuTorch, ONNX, Core ML, PyTorch Lite)."""
+
+    name: str
+    runtime: str
+    state_forms: tuple[str, ...]
+    precisions: tuple[str, ...]
+
+    def export(self, request: ExportRequest) -> list[Artifact]:
+        """Write the artifact(s) for ``request`` and describe them (ONNX also writes its
+        ORT-format twin, hence a list). Raises ExportError naming op and format when the
+        format cannot take the model."""
+        ...
+
+
+FORMATS: Registry[Format] = Registry("export format")

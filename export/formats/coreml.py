@@ -1,0 +1,572 @@
+"""Core ML ``.mlpackage`` (ML program, fp16) for iPhones, and its spec check for Linux hosts.
+
+Two artifacts per bucket, one per state form (export/wrappers.py):
+
+- ``native`` -> ``model-coreml-fp16-native.mlpackage``, iOS 18 / macOS 15: a stateful model.
+  Inputs ``frame``, ``reset``; output ``mask``; state ``mask_state`` (a Core ML ``MLState``).
+  The app makes one state with ``model.makeState()`` (zero-initialised by Core ML) and passes
+  it to every prediction; it resets by passing ``reset = 1`` or by making a fresh state.
+- ``explicit`` -> ``model-coreml-fp16-explicit.mlpackage``, iOS 16 / macOS 13: inputs
+  ``frame``, ``prev_mask``; outputs ``mask``, ``next_mask``; the app feeds ``next_mask`` back.
+
+Every input, output and state is **float16** (``MLMultiArrayDataType.float16``, iOS 16+),
+not float32: the model computes in fp16 anyway (``compute_precision=FLOAT16``, what the Neural
+Engine runs), a Core ML state must be fp16, and fp16 I/O spares a cast op at every boundary
+and lets the explicit form's ``next_mask`` go straight back in as ``prev_mask``. The
+artifact's TensorSpecs say ``float16`` accordingly.
+
+Core ML cannot run on Linux (``MLModel.predict`` is macOS-only), so instead of parity the
+export pipeline calls :func:`validate_coreml_spec`, which reads the saved package and checks
+it against the :class:`~backdrop.export.artifact.Artifact`; ``backdrop parity`` on a Mac
+runs the real check.
+
+Upstream facts designed around (../shared/field-notes.md):
+
+- States need iOS 18 and fixed shapes (coremltools #2537): one fixed-shape model per bucket.
+- A stateful model fails on the Neural Engine unless the state's dimensions are multiples of
+  32 (https://github.com/apple/coremltools/issues/2631): reported as an ``ane:`` warning.
+- Non-constant ``pad`` outside the last two dimensions fails at load time, not at
+  conversion (https://github.com/apple/coremltools/issues/2571): checked in the MIL program.
+- coremltools names a graph output by its var, so the explicit wrapper's ``(mask, mask)``
+  converts to two outputs with one (wrong) name; :func:`_distinct_outputs` fixes that.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import shutil
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from backdrop import __version__
+from backdrop.export.artifact import Artifact, TensorSpec, io_specs
+from backdrop.export.formats.base import FORMATS, ExportError, ExportRequest
+from backdrop.export.wrappers import STATE_FORMS, example_inputs, wrap
+
+# Per state form: the coremltools deployment target and the OS it means for an app.
+DEPLOYMENT_TARGETS = {"native": "iOS18", "explicit": "iOS16"}
+MIN_OS = {"native": "iOS 18 / macOS 15", "explicit": "iOS 16 / macOS 13"}
+
+IO_DTYPE = "float16"
+"""dtype of every input, output and state (see the module docstring for why)."""
+
+ANE_STATE_MULTIPLE = 32
+"""Neural Engine rule for state tensors (coremltools #2631)."""
+
+VERIFICATION_NOTE = (
+    "Core ML cannot run on Linux: spec validated (names, shapes, dtypes, states, ANE constraints); "
+    "run `backdrop parity` on macOS"
+)
+
+METADATA_PREFIX = "backdrop."
+
+# Passes that coremltools' mlprogram backend re-runs after its own passes. When converting an
+# already-optimised MIL program these are all we want: the rest of the default pipeline
+# includes noop_elimination, which would remove the identity op _distinct_outputs adds.
+_FINISH_PASSES = [
+    "common::const_elimination",
+    "common::const_deduplication",
+    "common::cast_optimization",
+    "common::dead_code_elimination",
+    "common::dedup_op_and_var_names",
+]
+
+# A tqdm progress-bar line: "Running MIL default pipeline:  42%|####  | 40/95 [00:02<00:03, ...]"
+# or, without a total, "Running MIL frontend_milinternal pipeline: 0 passes [00:00, ? passes/s]".
+_PROGRESS_LINE = re.compile(r"\d+%\||\[\d+:\d+[<,]")
+
+
+
+# --------------------------------------------------------------------------------------------
+# Export
+
+
+class CoreMLFormat:
+    """Core ML ML program, fp16, both state forms (see the module docstring).
+
+    Args:
+        progress: show coremltools' progress bars on stderr. With False they are dropped and
+            any other stderr text of the conversion is passed through.
+    """
+
+    name = "coreml"
+    runtime = "coreml"
+    state_forms = ("native", "explicit")
+    # Weight quantization (int8 linear) and palettization arrive with the quantization issue
+    # as further entries here, applied to the converted fp16 model with coremltools.optimize.
+    precisions = ("fp16",)
+
+    def __init__(self, progress: bool = True) -> None:
+        self.progress = progress
+
+    def export(self, request: ExportRequest) -> list[Artifact]:
+        """Convert ``request.model`` for one bucket and state form and save the .mlpackage.
+
+        Raises:
+            ExportError: unsupported precision or state form, or torch.export / Core ML
+                conversion failed (the message carries coremltools' own, which names the op).
+        """
+        if request.precision not in self.precisions:
+            raise ExportError(
+                f"Format {self.name!r} cannot export precision {request.precision!r} yet; "
+                f"supported: {', '.join(self.precisions)}."
+            )
+        if request.state_form not in self.state_forms:
+            raise ExportError(
+                f"Format {self.name!r} has no state form {request.state_form!r}; "
+                f"supported: {', '.join(self.state_forms)}."
+            )
+        import coremltools as ct
+
+        b, form = request.bucket, request.state_form
+        where = f"{b.name} {b.size}/{form}"
+        inputs, outputs, states = io_specs(form, b.height, b.width, dtype=IO_DTYPE)
+        wrapper = wrap(request.model, form, b.height, b.width)
+        started = time.perf_counter()
+        try:
+            with torch.no_grad():
+                ep = torch.export.export(wrapper, example_inputs(form, b.height, b.width))
+            ep = ep.run_decompositions({})
+        except Exception as e:
+            raise ExportError(f"torch.export of the {where} wrapper for Core ML failed: {e}") from e
+
+        target = getattr(ct.target, DEPLOYMENT_TARGETS[form])
+        options = dict(
+            inputs=[_ct_tensor(ct, t) for t in inputs],
+            outputs=[ct.TensorType(name=t.name, dtype=np.float16) for t in outputs],
+            minimum_deployment_target=target,
+            compute_precision=ct.precision.FLOAT16,
+        )
+        if states:
+            options["states"] = [
+                ct.StateType(wrapped_type=ct.TensorType(shape=s.shape, dtype=np.dtype(s.dtype).type), name=s.name)
+                for s in states
+            ]
+        try:
+            with _progress_bars(self.progress):
+                # Through the MIL program, so that outputs sharing one var get their own.
+                prog = ct.convert(ep, convert_to="milinternal", **options)
+                _distinct_outputs(prog, [t.name for t in outputs])
+                mlmodel = ct.convert(
+                    prog,
+                    convert_to="mlprogram",
+                    minimum_deployment_target=target,
+                    compute_precision=ct.precision.FLOAT16,
+                    pass_pipeline=ct.PassPipeline(_FINISH_PASSES, pipeline_name="backdrop_finish"),
+                )
+        except Exception as e:
+            raise ExportError(
+                f"Core ML conversion of {where} failed: {type(e).__name__}: {e}. An op coremltools "
+                "cannot convert is named above; rewrite it with supported ops (docs/models.md) or leave "
+                "Core ML out of the target."
+            ) from e
+        seconds = time.perf_counter() - started
+
+        _set_metadata(mlmodel, request, inputs, outputs, states)
+        request.out_dir.mkdir(parents=True, exist_ok=True)
+        path = request.out_dir / f"model-coreml-{request.precision}-{form}.mlpackage"
+        if path.exists():
+            shutil.rmtree(path)
+        mlmodel.save(str(path))
+        _finish_package(path, states)
+
+        ops = mil_op_counts(_load_spec(path))
+        return [
+            Artifact(
+                path=path,
+                format=self.name,
+                runtime=self.runtime,
+                precision=request.precision,
+                state_form=form,
+                bucket=b,
+                inputs=inputs,
+                outputs=outputs,
+                states=states,
+                min_os=MIN_OS[form],
+                details={
+                    "model_type": "mlprogram",
+                    "deployment_target": DEPLOYMENT_TARGETS[form],
+                    "specification_version": int(target.value),
+                    "compute_precision": "float16",
+                    "io_dtype": IO_DTYPE,
+                    "binding": "by feature name",
+                    "mil_ops": ops,
+                    "convert_seconds": round(seconds, 2),
+                },
+                verified=None,
+                verification_note=VERIFICATION_NOTE,
+            )
+        ]
+
+
+def _ct_tensor(ct, spec: TensorSpec):
+    return ct.TensorType(name=spec.name, shape=spec.shape, dtype=np.dtype(spec.dtype).type)
+
+
+@contextlib.contextmanager
+def _progress_bars(shown: bool):
+    """Drop coremltools' tqdm bars from stderr unless ``shown``; pass other stderr text on."""
+    if shown:
+        yield
+        return
+    buf = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(buf):
+            yield
+    finally:
+        kept = [ln for ln in buf.getvalue().splitlines() if ln.strip() and not _PROGRESS_LINE.search(ln)]
+        if kept:
+            sys.stderr.write("\n".join(kept) + "\n")
+
+
+def _distinct_outputs(prog, names: list[str]) -> None:
+    """Give every output of ``prog``'s main function its own var, named ``names[i]``.
+
+    coremltools names an output by renaming its var, so ``return mask, mask`` (the explicit
+    wrapper) becomes two outputs that are one var with the last name, an invalid model
+    description. A repeated var gets an ``identity`` op, which Core ML runs as a copy.
+    """
+    from coremltools.converters.mil import Builder as mb
+    from coremltools.converters.mil.mil.scope import ScopeInfo, ScopeSource
+
+    func = prog.functions["main"]
+    outs = list(func.outputs)
+    if len(outs) != len(names):
+        raise ExportError(f"Core ML program has {len(outs)} outputs, expected {len(names)} ({', '.join(names)}).")
+    new: list = []
+    with func:
+        for var, name in zip(outs, names):
+            if any(var is v for v in new):
+                # The torch.export frontend requires scope info on every op.
+                scopes = (
+                    ScopeInfo(source=ScopeSource.EXIR_STACK_TRACE, data=f"output_{name}"),
+                    ScopeInfo(source=ScopeSource.EXIR_DEBUG_HANDLE, data=[None]),
+                )
+                with mb.scope(*scopes):
+                    var = mb.identity(x=var, name=name)
+            else:
+                var.set_name(name)
+            new.append(var)
+        func.set_outputs(new)
+
+
+def _set_metadata(mlmodel, request: ExportRequest, inputs, outputs, states) -> None:
+    b, form = request.bucket, request.state_form
+    if form == "native":
+        usage = (
+            "Stateful (iOS 18): make one state with model.makeState() (zeros) and pass it to every "
+            "prediction; pass reset=1 on the first frame, after a scene cut or camera switch (or make a "
+            "fresh state), else 0."
+        )
+    else:
+        usage = (
+            "Explicit state (iOS 16): pass zeros as prev_mask on the first frame and after a reset; "
+            "otherwise pass the previous call's next_mask."
+        )
+    mlmodel.short_description = (
+        f"backdrop person segmentation, bucket {b.name} {b.size} (HxW), fp16. {usage} "
+        "Binary mask = mask >= 0.5; crop the bucket padding and resize to the frame."
+    )
+    mlmodel.author = "backdrop"
+    mlmodel.version = __version__
+    for specs, desc in ((inputs, mlmodel.input_description), (outputs, mlmodel.output_description)):
+        for t in specs:
+            desc[t.name] = f"{t.meaning}. {t.dtype} {list(t.shape)} {t.layout}, range {list(t.value_range)}."
+    meta = mlmodel.user_defined_metadata
+    # A fixed date would be false and a real one breaks byte-for-byte repeatable exports.
+    meta.pop("com.github.apple.coremltools.conversion_date", None)
+    meta["com.github.apple.coremltools.source"] = f"torch=={torch.__version__}"
+    meta["com.github.apple.coremltools.source_dialect"] = "TorchExport::ATEN"
+    entries = {
+        "version": __version__,
+        "bucket": json.dumps({"name": b.name, "height": b.height, "width": b.width}),
+        "state_form": form,
+        "precision": request.precision,
+        "inputs": json.dumps([t.to_dict() for t in inputs]),
+        "outputs": json.dumps([t.to_dict() for t in outputs]),
+        "states": json.dumps([t.to_dict() for t in states]),
+        "usage": usage,
+    }
+    config = getattr(request.model, "config", None)  # a Segmenter's; absent on stand-in modules
+    if config is not None:
+        entries["model_config"] = json.dumps(config.to_dict())
+    for k, v in entries.items():
+        meta[METADATA_PREFIX + k] = v
+
+
+def _finish_package(path: Path, states: tuple[TensorSpec, ...]) -> None:
+    """Describe the states and make the package repeatable, byte for byte.
+
+    coremltools has no public setter for state descriptions, so the saved spec is edited and
+    re-serialised deterministically (protobuf map order is otherwise unspecified). The package
+    manifest's item ids are random UUIDs; they are replaced by UUIDs derived from each item's
+    path, which Core ML only needs to be unique within the package.
+    """
+    spec_file = path / "Data" / "com.apple.CoreML" / "model.mlmodel"
+    spec = _load_spec(path)
+    by_name = {s.name: s for s in states}
+    for st in spec.description.state:
+        if st.name in by_name:
+            s = by_name[st.name]
+            st.shortDescription = f"{s.meaning}. {s.dtype} {list(s.shape)} {s.layout}."
+    spec_file.write_bytes(spec.SerializeToString(deterministic=True))
+
+    manifest_file = path / "Manifest.json"
+    manifest = json.loads(manifest_file.read_text())
+    remap = {
+        old: str(uuid.uuid5(uuid.NAMESPACE_URL, "backdrop-mlpackage:" + item["path"]))
+        for old, item in manifest["itemInfoEntries"].items()
+    }
+    manifest["itemInfoEntries"] = {remap[k]: v for k, v in sorted(manifest["itemInfoEntries"].items(), key=lambda kv: remap[kv[0]])}
+    manifest["rootModelIdentifier"] = remap[manifest["rootModelIdentifier"]]
+    manifest_file.write_text(json.dumps(manifest, indent=4, sort_keys=True) + "\n")
+
+
+# --------------------------------------------------------------------------------------------
+# Spec check (runs on Linux)
+
+
+@dataclass(frozen=True)
+class SpecCheck:
+    """What :func:`validate_coreml_spec` found.
+
+    Attributes:
+        errors: the package does not match its artifact or cannot load on a device; the export
+            must fail.
+        warnings: the package works but not everywhere. Each starts with a tag; ``ane:`` means
+            Core ML cannot run it on the Neural Engine (the app must load it with
+            ``computeUnits = .cpuAndGPU``).
+    """
+
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def ane_compatible(self) -> bool:
+        return not any(w.startswith("ane:") for w in self.warnings)
+
+
+def validate_coreml_spec(path: str | Path, artifact: Artifact) -> SpecCheck:
+    """Check a saved ``.mlpackage`` against its artifact without running it (Linux-safe).
+
+    Checks: the package loads as an ML program; its specification version is the state form's
+    deployment target (iOS 18 native, iOS 16 explicit); input, output and state names, order,
+    shapes and dtypes equal the artifact's TensorSpecs; no flexible shapes; no non-constant
+    ``pad`` outside the last two dimensions (fails at load time on devices); the
+    ``backdrop.state_form`` metadata matches. Warns (``ane:``) when a state dimension other
+    than 1 is not a multiple of 32. Dimensions of size 1 (batch, channel) are not flagged: the
+    reported failures (coremltools #2631) concern the spatial sides.
+
+    Args:
+        path: the ``.mlpackage`` directory.
+        artifact: what the exporter claims the package is.
+
+    Returns:
+        A :class:`SpecCheck`; ``errors`` empty means valid.
+    """
+    import coremltools as ct
+
+    errors: list[str] = []
+    warnings: list[str] = []
+    path = Path(path)
+    where = f"{path.name}"
+    if not path.is_dir() or not (path / "Manifest.json").is_file():
+        return SpecCheck([f"{where}: not an .mlpackage directory (no Manifest.json)"], [])
+    try:
+        spec = _load_spec(path)
+    except Exception as e:  # a corrupt package is a finding, reported like the others
+        return SpecCheck([f"{where}: cannot read the model spec: {type(e).__name__}: {e}"], [])
+
+    kind = spec.WhichOneof("Type")
+    if kind != "mlProgram":
+        errors.append(f"{where}: model type is {kind!r}, expected an ML program ('mlProgram')")
+
+    expected_target = DEPLOYMENT_TARGETS.get(artifact.state_form)
+    if expected_target is None:
+        errors.append(f"{where}: unknown state form {artifact.state_form!r}; valid: {', '.join(STATE_FORMS)}")
+    else:
+        want = int(getattr(ct.target, expected_target).value)
+        if spec.specificationVersion != want:
+            errors.append(
+                f"{where}: specification version {spec.specificationVersion}, expected {want} "
+                f"({expected_target}, the {artifact.state_form} form's deployment target)"
+            )
+
+    desc = spec.description
+    errors += _check_features("input", desc.input, artifact.inputs, where)
+    errors += _check_features("output", desc.output, artifact.outputs, where)
+    errors += _check_features("state", desc.state, artifact.states, where)
+
+    for st in desc.state:
+        shape = _feature_shape(st)
+        bad = [d for d in shape if d != 1 and d % ANE_STATE_MULTIPLE]
+        if bad:
+            warnings.append(
+                f"ane: state {st.name!r} has shape {tuple(shape)}; dimension(s) {', '.join(map(str, bad))} are not "
+                f"multiples of {ANE_STATE_MULTIPLE}, so Core ML fails on the Neural Engine (coremltools #2631). "
+                "Load it with computeUnits = .cpuAndGPU, or use a bucket whose sides are multiples of 32."
+            )
+
+    if kind == "mlProgram":
+        errors += _check_pads(spec, where)
+
+    meta = desc.metadata.userDefined
+    form_meta = meta.get(METADATA_PREFIX + "state_form")
+    if form_meta != artifact.state_form:
+        errors.append(
+            f"{where}: metadata {METADATA_PREFIX}state_form is {form_meta!r}, expected {artifact.state_form!r}"
+        )
+    return SpecCheck(errors, warnings)
+
+
+def _load_spec(path: Path):
+    import coremltools as ct
+
+    return ct.utils.load_spec(str(path))
+
+
+def _feature_shape(feature) -> list[int]:
+    t = feature.type
+    which = t.WhichOneof("Type")
+    if which == "multiArrayType":
+        return list(t.multiArrayType.shape)
+    if which == "stateType":
+        return list(t.stateType.arrayType.shape)
+    return []
+
+
+def _check_features(kind: str, features, specs: tuple[TensorSpec, ...], where: str) -> list[str]:
+    errors: list[str] = []
+    got_names = [f.name for f in features]
+    want_names = [s.name for s in specs]
+    if got_names != want_names:
+        errors.append(f"{where}: {kind} names are {got_names}, expected {want_names} (in this order)")
+    by_name = {f.name: f for f in features}
+    for s in specs:
+        f = by_name.get(s.name)
+        if f is None:
+            continue
+        t = f.type
+        which = t.WhichOneof("Type")
+        want_type = "stateType" if kind == "state" else "multiArrayType"
+        if which != want_type:
+            errors.append(f"{where}: {kind} {s.name!r} is a {which}, expected a {want_type}")
+            continue
+        arr = t.stateType.arrayType if kind == "state" else t.multiArrayType
+        shape = tuple(arr.shape)
+        if shape != tuple(s.shape):
+            errors.append(f"{where}: {kind} {s.name!r} has shape {shape}, expected {tuple(s.shape)}")
+        dtype = _proto_dtype(arr.dataType)
+        if dtype != s.dtype:
+            errors.append(f"{where}: {kind} {s.name!r} has dtype {dtype}, expected {s.dtype}")
+        flex = arr.WhichOneof("ShapeFlexibility")
+        if flex is not None:
+            errors.append(
+                f"{where}: {kind} {s.name!r} has a flexible shape ({flex}); every backdrop artifact is "
+                "fixed-shape (states cannot be flexible, and ranges leave the Neural Engine)"
+            )
+    return errors
+
+
+def _proto_dtype(data_type: int) -> str:
+    from coremltools.proto import FeatureTypes_pb2
+
+    enum = FeatureTypes_pb2.ArrayFeatureType.ArrayDataType
+    names = {enum.Value("FLOAT16"): "float16", enum.Value("FLOAT32"): "float32", enum.Value("DOUBLE"): "float64", enum.Value("INT32"): "int32"}
+    return names.get(data_type, enum.Name(data_type).lower() if data_type in enum.values() else f"enum {data_type}")
+
+
+def _iter_ops(block):
+    for op in block.operations:
+        yield op
+        for inner in op.blocks:
+            yield from _iter_ops(inner)
+
+
+def _program_ops(spec):
+    for func in spec.mlProgram.functions.values():
+        for block in func.block_specializations.values():
+            yield from _iter_ops(block)
+
+
+def mil_op_counts(spec) -> dict[str, int]:
+    """Op type -> count over the ML program (consts excluded), sorted by type."""
+    counts: dict[str, int] = {}
+    for op in _program_ops(spec):
+        if op.type != "const":
+            counts[op.type] = counts.get(op.type, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def _immediate(value):
+    """The python value of an immediate MIL tensor (ints or strings), else None."""
+    if value.WhichOneof("value") != "immediateValue":
+        return None
+    imm = value.immediateValue
+    if imm.WhichOneof("value") != "tensor":
+        return None
+    tensor = imm.tensor
+    which = tensor.WhichOneof("value")
+    if which == "ints":
+        return list(tensor.ints.values)
+    if which == "strings":
+        return list(tensor.strings.values)
+    if which == "longInts":
+        return list(tensor.longInts.values)
+    return None
+
+
+def _check_pads(spec, where: str) -> list[str]:
+    """Non-constant ``pad`` ops may pad only the last two dimensions (coremltools #2571)."""
+    consts = {}
+    ops = list(_program_ops(spec))
+    for op in ops:
+        if op.type == "const" and op.outputs:
+            consts[op.outputs[0].name] = _immediate(op.attributes["val"]) if "val" in op.attributes else None
+
+    def arg(op, name):
+        if name not in op.inputs or not op.inputs[name].arguments:
+            return None
+        binding = op.inputs[name].arguments[0]
+        if binding.WhichOneof("binding") == "value":
+            return _immediate(binding.value)
+        return consts.get(binding.name)
+
+    errors = []
+    for op in ops:
+        if op.type != "pad":
+            continue
+        name = op.outputs[0].name if op.outputs else "?"
+        mode = arg(op, "mode")
+        mode = mode[0] if mode else "constant"  # MIL's default mode
+        if mode == "constant":
+            continue
+        pads = arg(op, "pad")
+        if pads is None:
+            errors.append(f"{where}: {mode} pad op {name!r} has non-constant pad amounts; cannot prove it loads")
+            continue
+        # pad holds (before, after) per padded dimension, for the last len(pad) / 2 dims.
+        outer = pads[:-4]
+        if any(outer):
+            errors.append(
+                f"{where}: {mode} pad op {name!r} pads {pads} (before/after per dimension): Core ML "
+                "supports non-constant padding only in the last two dimensions and fails at load time "
+                "(coremltools #2571). Pad only H and W, or use constant padding."
+            )
+    return errors
+
+
+FORMATS.add("coreml", CoreMLFormat())

@@ -1,0 +1,100 @@
+"""ExecuTorch ``.pte`` lowered to the XNNPACK delegate (Android and iOS CPU).
+
+Both state forms. The native form keeps the previous mask in a mutable buffer
+(``mask_state``); ExecuTorch does not serialise a mutated buffer's initial value unless
+``InitializedMutableBufferPass`` names it, so it is named here (otherwise the first frame
+would see uninitialised memory). Inputs and outputs bind by position, in io_specs order.
+
+Every compute op must land in XNNPACK: the per-artifact delegation summary is kept in
+``Artifact.details["delegation"]`` and ``reports/delegation.{json,md}`` is written from it.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from backdrop.export.artifact import Artifact, io_specs
+from backdrop.export.formats.base import FORMATS, ExportError, ExportRequest
+from backdrop.export.wrappers import STATE_NAME, example_inputs, wrap
+
+# Graph bookkeeping that legitimately stays outside a delegate: not computation.
+NON_COMPUTE_OPS = frozenset({"getitem", "output", "placeholder"})
+
+
+def delegation_summary(graph_module) -> dict:
+    """Delegated vs non-delegated ops of a lowered graph, as plain data."""
+    from executorch.devtools.backend_debug import get_delegation_info
+
+    info = get_delegation_info(graph_module)
+    df = info.get_operator_delegation_dataframe()
+    ops = {
+        row.op_type: {"delegated": int(row.occurrences_in_delegated_graphs), "outside": int(row.occurrences_in_non_delegated_graphs)}
+        for row in df.itertuples()
+        if row.op_type != "Total"
+    }
+    outside_compute = {op: c["outside"] for op, c in ops.items() if c["outside"] and op not in NON_COMPUTE_OPS}
+    return {
+        "delegate": "XnnpackBackend",
+        "delegated_subgraphs": int(info.num_delegated_subgraphs),
+        "delegated_nodes": int(info.num_delegated_nodes),
+        "non_delegated_nodes": int(info.num_non_delegated_nodes),
+        "compute_ops_outside": outside_compute,
+        "ops": ops,
+    }
+
+
+class ExecuTorchFormat:
+    name = "executorch"
+    runtime = "executorch-xnnpack"
+    state_forms = ("explicit", "native")
+    precisions = ("fp32",)
+
+    def export(self, request: ExportRequest) -> list[Artifact]:
+        from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+        from executorch.exir import ExecutorchBackendConfig, to_edge_transform_and_lower
+        from executorch.exir.passes.init_mutable_pass import InitializedMutableBufferPass
+
+        if request.precision not in self.precisions:
+            raise ExportError(
+                f"Format {self.name!r} cannot export precision {request.precision!r} yet; "
+                f"supported: {', '.join(self.precisions)}."
+            )
+        b = request.bucket
+        wrapper = wrap(request.model, request.state_form, b.height, b.width)
+        try:
+            with torch.no_grad():
+                ep = torch.export.export(wrapper, example_inputs(request.state_form, b.height, b.width))
+            edge = to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()])
+        except Exception as e:
+            raise ExportError(f"ExecuTorch lowering of {b.name}/{request.state_form} failed: {e}") from e
+        summary = delegation_summary(edge.exported_program().graph_module)
+        if summary["compute_ops_outside"]:
+            ops = ", ".join(f"{op} x{n}" for op, n in summary["compute_ops_outside"].items())
+            raise ExportError(
+                f"ExecuTorch/XNNPACK cannot take {ops} in {b.name}/{request.state_form}: these ops would run "
+                "in the portable CPU kernels, splitting the graph. Rewrite them in delegate-friendly form "
+                "(docs/models.md, 'Padding')."
+            )
+        passes = [InitializedMutableBufferPass([STATE_NAME])] if request.state_form == "native" else []
+        program = edge.to_executorch(ExecutorchBackendConfig(passes=passes))
+        request.out_dir.mkdir(parents=True, exist_ok=True)
+        path = request.out_dir / f"model-executorch-{request.precision}-{request.state_form}.pte"
+        path.write_bytes(program.buffer)
+        inputs, outputs, states = io_specs(request.state_form, b.height, b.width)
+        return [
+            Artifact(
+                path=path,
+                format=self.name,
+                runtime=self.runtime,
+                precision=request.precision,
+                state_form=request.state_form,
+                bucket=b,
+                inputs=inputs,
+                outputs=outputs,
+                states=states,
+                details={"delegation": summary, "method": "forward", "binding": "positional, in the order listed"},
+            )
+        ]
+
+
+FORMATS.add("executorch", ExecuTorchFormat())

@@ -1,0 +1,220 @@
+"""PyTorch Lite (``.ptl``): the legacy target for apps still on PyTorch Mobile.
+
+PyTorch Lite (the lite interpreter, ``pytorch_android_lite`` / ``LibTorch-Lite``) is deprecated
+upstream in favour of ExecuTorch; backdrop keeps it for apps that cannot move yet. One file per
+bucket and state form, ``model-torchscript-lite-<precision>-<state form>.ptl``:
+
+- **native**: ``forward(frame, reset) -> mask`` with the previous mask in the ``mask_state``
+  buffer (serialized as zeros), plus an exported ``reset()`` method that clears it. Both
+  ``reset = 1.0`` and ``run_method("reset")`` work; the buffer carries across ``forward`` calls.
+- **explicit**: ``forward(frame, prev_mask) -> (mask, next_mask)``.
+
+How the file is made: the segmenter is traced at the bucket size (it is not scriptable:
+``models/layers.py`` uses ``Literal`` type aliases and list arithmetic TorchScript rejects, and a
+fixed-shape trace is what a per-bucket artifact wants anyway), the wrapper around it is
+scripted (so ``reset()`` and the buffer survive), frozen (weights become constants, BatchNorm
+folds into the convolutions), and saved with ``_save_for_lite_interpreter``. The artifact's
+description goes into the file as the extra file :data:`METADATA_FILE` (JSON); Android reads it
+with ``LiteModuleLoader.load(path, extraFiles, Device.CPU)``.
+
+Not possible on Linux CPU wheels: ``torch.utils.mobile_optimizer.optimize_for_mobile`` asserts
+"XNNPACK is not enabled", so the ``.ptl`` carries generic ``aten::_convolution`` ops rather than
+XNNPACK-prepacked ones, and the Vulkan/Metal variants cannot be produced either. The lite
+interpreter here is the host's (``torch.jit.mobile``): it checks the file loads, its operators
+exist and its outputs match; a phone's ``pytorch_android_lite`` (last release 2.1.0) is not run.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import torch
+from torch.jit.mobile import (
+    LiteScriptModule,
+    _export_operator_list,
+    _get_model_bytecode_version,
+    _load_for_lite_interpreter,
+)
+
+from backdrop import __version__
+from backdrop.export.artifact import Artifact, io_specs
+from backdrop.export.formats.base import FORMATS, ExportError, ExportRequest
+from backdrop.export.wrappers import STATE_NAME, example_inputs, wrap
+
+METADATA_FILE = "backdrop.json"
+"""Name of the extra file inside the ``.ptl`` that holds the artifact's description (JSON)."""
+
+SMOKE_ATOL = 1e-3
+"""Largest |lite interpreter - PyTorch| allowed in the smoke check, in probability units. Both
+run PyTorch's CPU kernels; only BatchNorm folding changes the rounding. The parity check over
+real frames lives in device_tests/."""
+
+_MISSING_OPS = re.compile(r"Following ops cannot be found[^\[]*\[([^\]]*)\]")
+
+
+class LiteFormat:
+    """TorchScript for the PyTorch Lite interpreter; see the module docstring."""
+
+    name = "torchscript-lite"
+    runtime = "pytorch-lite"
+    state_forms: tuple[str, ...] = ("native", "explicit")
+    precisions: tuple[str, ...] = ("fp32",)
+
+    def export(self, request: ExportRequest) -> list[Artifact]:
+        """Write ``model-torchscript-lite-<precision>-<state form>.ptl`` and check it in the
+        lite interpreter (loads, operators present, outputs and state handling match PyTorch).
+
+        Raises:
+            ExportError: unsupported state form or precision; tracing/scripting failed; the
+                lite interpreter lacks an op (named); the smoke check failed.
+        """
+        self._check_request(request)
+        bucket, form = request.bucket, request.state_form
+        inputs, outputs, states = io_specs(form, bucket.height, bucket.width)
+        out_dir = Path(request.out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / f"model-{self.name}-{request.precision}-{form}.ptl"
+        artifact = Artifact(
+            path=path, format=self.name, runtime=self.runtime, precision=request.precision,
+            state_form=form, bucket=bucket, inputs=inputs, outputs=outputs, states=states,
+        )
+
+        start = time.perf_counter()
+        scripted = self._script(request, artifact)
+        metadata = _describe(artifact, request)
+        # Saved before anything runs the scripted module, so mask_state is serialized as zeros.
+        scripted._save_for_lite_interpreter(str(path), _extra_files={METADATA_FILE: json.dumps(metadata)})
+        seconds = time.perf_counter() - start
+
+        module = self._load(path, artifact)
+        diff = _smoke(module, wrap(request.model, form, bucket.height, bucket.width), artifact)
+        artifact.details = {
+            "exporter": f"torch.jit.trace (segmenter) + torch.jit.script (wrapper) + torch.jit.freeze, torch {torch.__version__}",
+            "bytecode_version": _get_model_bytecode_version(str(path)),
+            "metadata_file": METADATA_FILE,
+            "methods": ["forward", "reset"] if form == "native" else ["forward"],
+            "operators": sorted(_export_operator_list(module)),
+            "optimize_for_mobile": False,
+            "smoke_max_abs_diff": diff,
+            "export_seconds": round(seconds, 2),
+        }
+        return [artifact]
+
+    def _check_request(self, request: ExportRequest) -> None:
+        if request.state_form not in self.state_forms:
+            raise ExportError(
+                f"Format '{self.name}' cannot export state form '{request.state_form}': supported "
+                f"state forms are {', '.join(self.state_forms)}."
+            )
+        if request.precision not in self.precisions:
+            raise ExportError(
+                f"Format '{self.name}' cannot export precision '{request.precision}': supported "
+                f"precisions are {', '.join(self.precisions)}. PyTorch Lite is a legacy fp32 "
+                "target; for int8 on Android use an ExecuTorch or ONNX Runtime target."
+            )
+
+    def _script(self, request: ExportRequest, artifact: Artifact) -> torch.jit.ScriptModule:
+        bucket, form = request.bucket, request.state_form
+        wrapper = wrap(request.model, form, bucket.height, bucket.width)
+        frame, _ = example_inputs(form, bucket.height, bucket.width)
+        model_input = torch.cat([frame, torch.zeros(1, 1, bucket.height, bucket.width)], dim=1)
+        try:
+            with torch.no_grad():
+                traced = torch.jit.trace(wrapper.model, (model_input,))
+            # Only the wrapper's copy changes; request.model stays the eager module.
+            wrapper.model = traced
+            scripted = torch.jit.script(wrapper)
+            keep = ["reset", STATE_NAME] if form == "native" else []
+            return torch.jit.freeze(scripted, preserved_attrs=keep)
+        except (RuntimeError, torch.jit.Error) as e:
+            raise ExportError(
+                f"{artifact.key}: TorchScript could not compile the model for format '{self.name}': "
+                f"{str(e).strip().splitlines()[0]}"
+            ) from e
+
+    def _load(self, path: Path, artifact: Artifact) -> LiteScriptModule:
+        try:
+            return _load_for_lite_interpreter(str(path))
+        except RuntimeError as e:
+            missing = _MISSING_OPS.search(str(e))
+            if missing:
+                ops = [o.strip().strip("'\"") for o in missing.group(1).split(",") if o.strip()]
+                raise ExportError(
+                    f"Format '{self.name}' cannot take op '{ops[0]}' ({artifact.key}): the lite "
+                    f"interpreter has no kernel for {', '.join(ops)}. Rewrite that layer with other "
+                    f"ops, or leave format '{self.name}' out of the target."
+                ) from e
+            raise ExportError(f"{artifact.key}: the lite interpreter cannot load {path.name}: {e}") from e
+
+
+def _describe(artifact: Artifact, request: ExportRequest) -> dict:
+    """The artifact's own description, stored in the file as :data:`METADATA_FILE`."""
+    if artifact.state_form == "native":
+        feedback = (
+            "The runtime keeps the previous mask in 'mask_state' (zeros when loaded). Pass reset=1.0 "
+            "on the first frame and after a scene cut or camera switch, else 0.0; or call the "
+            "module's reset() method."
+        )
+    else:
+        feedback = (
+            "Feed output 'next_mask' back as input 'prev_mask' on the next call; pass zeros on the "
+            "first frame and after a reset."
+        )
+    return {
+        "backdrop_version": __version__,
+        "format": artifact.format,
+        "precision": artifact.precision,
+        "state_form": artifact.state_form,
+        "bucket": {"name": artifact.bucket.name, "height": artifact.bucket.height, "width": artifact.bucket.width},
+        "inputs": [s.to_dict() for s in artifact.inputs],
+        "outputs": [s.to_dict() for s in artifact.outputs],
+        "states": [s.to_dict() for s in artifact.states],
+        "feedback": feedback,
+        "model_config": request.model.config.to_dict(),
+        "torch_version": torch.__version__,
+    }
+
+
+def _smoke(module: LiteScriptModule, reference: torch.nn.Module, artifact: Artifact) -> float:
+    """Run a short sequence through the lite interpreter and the PyTorch wrapper; return the
+    largest difference. Native form: the loaded state is zeros, it carries over a call, and
+    both ``reset()`` and ``reset=1.0`` clear it."""
+    h, w = artifact.bucket.height, artifact.bucket.width
+    gen = torch.Generator().manual_seed(0)
+    frames = [torch.rand(1, 3, h, w, generator=gen) for _ in range(4)]
+    diffs: list[tuple[str, float]] = []
+    with torch.no_grad():
+        if artifact.state_form == "native":
+            keep, clear = torch.zeros(1), torch.ones(1)
+            steps = [("fresh state", frames[0], keep), ("carried state", frames[1], keep)]
+            for label, frame, reset in steps:
+                diffs.append((label, _max_diff(module(frame, reset), reference(frame, reset))))
+            module.run_method("reset")
+            reference.reset()
+            diffs.append(("after reset()", _max_diff(module(frames[2], keep), reference(frames[2], keep))))
+            diffs.append(("reset=1.0", _max_diff(module(frames[3], clear), reference(frames[3], clear))))
+        else:
+            prev_lite = prev_ref = torch.zeros(1, 1, h, w)
+            for i, frame in enumerate(frames[:2]):
+                got, want = module(frame, prev_lite), reference(frame, prev_ref)
+                diffs.append((f"call {i + 1}", max(_max_diff(g, e) for g, e in zip(got, want))))
+                prev_lite, prev_ref = got[1], want[1]
+    label, worst = max(diffs, key=lambda d: d[1])
+    if not worst <= SMOKE_ATOL:
+        raise ExportError(
+            f"{artifact.key}: {artifact.path.name} in the lite interpreter differs from the PyTorch "
+            f"wrapper by {worst:.3g} (max abs, allowed {SMOKE_ATOL}) at step '{label}'."
+        )
+    return worst
+
+
+def _max_diff(got: torch.Tensor, want: torch.Tensor) -> float:
+    if got.shape != want.shape:
+        return float("inf")
+    return float((got - want).abs().max())
+
+
+FORMATS.add("torchscript-lite", LiteFormat())
