@@ -52,12 +52,14 @@ class Thresholds:
     random-weight network's masks are noisy, so thresholds calibrated on them say little
     (field notes, "Parity and quantization").
 
-    - fp32: max abs error 1e-3. XNNPACK and ONNX Runtime reorder float32 sums and use other
-      conv algorithms; measured on the lite network over the carphone golden the differences
-      stay around 1e-5 on probabilities, and 1e-3 leaves room for the feedback loop to
-      accumulate them without hiding a real bug (a dropped state or wrong weight moves
-      probabilities by 1e-1). Boundary IoU >= 0.97: a few boundary pixels whose probability
-      sits within 1e-5 of 0.5 may flip; on a 64x96 bucket the boundary band is ~600 pixels.
+    - fp32: max abs error 1e-3. XNNPACK, ONNX Runtime and the Lite interpreter reorder float32
+      sums and use other conv kernels. Measured over 30-40 carphone frames at 64x96 with the
+      feedback loop running: the random-weight lite network differs by <= 1e-7 (ExecuTorch,
+      ONNX); the same network with its head scaled ~2500x so that masks are structured (the
+      tests' model, a harsh amplifier of rounding) by 2e-5 to 2.5e-4 (ONNX, ORT, Lite,
+      ExecuTorch). A dropped state, a missed reset or other weights move probabilities by
+      > 0.1. Boundary IoU >= 0.97: boundary pixels whose probability sits within the error of
+      0.5 may flip, and the band is small (about 600 pixels at 64x96), so allow a few.
     - fp16: max abs error 1e-2 (fp16 has ~3 significant digits; activations of ~10 keep about
       5e-3 absolute), Boundary IoU >= 0.95.
     - int8: max abs error 1.5e-1 (quantization moves soft probabilities a lot away from the
@@ -324,6 +326,7 @@ def _atomic_write(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a dist folder is read by others
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -56,6 +56,8 @@ import hashlib
 import json
 import os
 import tempfile
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -333,6 +335,7 @@ def save_golden(golden: Golden, path: str | os.PathLike) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez_compressed(f, **arrays)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a dist folder is read by others
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -353,7 +356,7 @@ def load_golden(path: str | os.PathLike) -> Golden:
     try:
         with np.load(path, allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
         raise GoldenError(f"Golden file {path} is not a readable .npz ({e}). Re-run the export.") from e
     missing = [k for k in NPZ_KEYS if k not in data]
     extra = sorted(set(data) - set(NPZ_KEYS))

@@ -37,6 +37,8 @@ import argparse
 import hashlib
 import json
 import sys
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -196,7 +198,7 @@ def load_golden(path: Path) -> dict:
             if missing:
                 raise UsageError(f"golden {path} lacks {missing}; re-run the export")
             g = {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
         raise UsageError(f"golden {path} is not a readable .npz ({e}); re-run the export") from e
     n = len(g["resets"])
     h, w = (int(v) for v in g["camera_size"])
@@ -266,7 +268,10 @@ def check_artifact(root: Path, manifest: dict, art: dict, min_iou: float) -> tup
             feed = {"frame": frame, "prev_mask": state}
         else:
             feed = {"frame": frame, "reset": np.full(inputs["reset"]["shape"], 1.0 if reset else 0.0, dtype["reset"])}
-        outs = dict(zip(outputs, run([feed[n] for n in order])))
+        try:
+            outs = dict(zip(outputs, run([feed[n] for n in order])))
+        except Exception as e:  # the runtimes raise their own exception types
+            return False, f"FAIL {key}: frame {i}: the runtime raised {type(e).__name__}: {e}"
         if state_form == "explicit":
             state = np.asarray(outs["next_mask"]).astype(dtype["prev_mask"])
         mask = np.asarray(outs["mask"], dtype=np.float32).reshape(hb, wb)

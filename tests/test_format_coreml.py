@@ -9,6 +9,7 @@ accepts it -> the validator rejects a wrong artifact, a flexible shape, a bad pa
 from __future__ import annotations
 
 import dataclasses
+import re
 import json
 import shutil
 
@@ -23,7 +24,7 @@ from backdrop.export.formats import FORMATS, ExportError, ExportRequest
 from backdrop.export.formats.coreml import VERIFICATION_NOTE, CoreMLFormat, validate_coreml_spec
 from backdrop.models import build_model
 
-ct = pytest.importorskip("coremltools")
+import coremltools as ct  # noqa: E402  (a pinned dependency: never skipped)
 
 pytestmark = [
     # Upstream noise, scoped to this module: coremltools' torch frontend calls its own
@@ -253,3 +254,27 @@ def test_unsupported_request_raises_before_work(tmp_path, precision, form, messa
         FORMATS.get("coreml").export(request)
     assert str(e.value) == message
     assert not any(tmp_path.iterdir())
+
+
+
+def test_export_is_repeatable_byte_for_byte(tmp_path):
+    from backdrop.export.artifact import tree_sha256
+
+    model = _TinySegmenter().eval()
+    fmt = CoreMLFormat(progress=False)
+    first, second = (
+        fmt.export(ExportRequest(model, Bucket("tiny", 32, 32), "explicit", "fp16", tmp_path / d))[0] for d in "ab"
+    )
+    assert tree_sha256(first.path) == tree_sha256(second.path)
+    assert not (first.path / "executorch_debug_handle_mapping.json").exists()
+    assert validate_coreml_spec(first.path, first).ok
+
+
+def test_unconvertible_op_is_named(tmp_path):
+    class WithErfcx(_TinySegmenter):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.special.erfcx(self.conv(x))
+
+    request = ExportRequest(WithErfcx().eval(), Bucket("tiny", 32, 32), "explicit", "fp16", tmp_path)
+    with pytest.raises(ExportError, match=rf"^Core ML \(coremltools {re.escape(ct.__version__)}\) cannot convert op 'special_erfcx' in tiny 32x32/explicit\."):
+        CoreMLFormat(progress=False).export(request)

@@ -72,7 +72,7 @@ def test_writes_onnx_and_ort_twin(exported):
     assert ort_art.path.name == "model-onnx-fp32-explicit.ort"
     assert sorted(p.name for p in onnx_art.path.parent.iterdir()) == [onnx_art.path.name, ort_art.path.name]
     assert (onnx_art.format, onnx_art.runtime) == ("onnx", "onnxruntime")
-    assert (ort_art.format, ort_art.runtime) == ("ort", "onnxruntime-mobile")
+    assert (ort_art.format, ort_art.runtime) == ("ort", "onnxruntime-ortformat")
     inputs, outputs, states = io_specs("explicit", BUCKET.height, BUCKET.width)
     for a in exported:
         assert (a.precision, a.state_form, a.bucket) == ("fp32", "explicit", BUCKET)
@@ -185,7 +185,8 @@ def test_custom_domain_op_names_op_and_format():
          helper.make_tensor_value_info("w", TensorProto.FLOAT, [1, 1, 1, 1])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 2, 2])],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid("com.microsoft", 1)])
+    opsets = [helper.make_opsetid("", OPSET), helper.make_opsetid("com.microsoft", 1)]
+    model = helper.make_model(graph, opset_imports=opsets)
 
     class _Stub:
         key = "tiny/onnx-fp32-explicit"

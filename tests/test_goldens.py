@@ -155,6 +155,11 @@ def test_load_errors_name_the_file_and_problem(golden, tmp_path):
     bad.write_bytes(b"not a zip")
     with pytest.raises(GoldenError, match="not a readable .npz"):
         load_golden(bad)
+    truncated = tmp_path / "truncated.npz"
+    save_golden(golden, truncated)
+    truncated.write_bytes(truncated.read_bytes()[:1000])
+    with pytest.raises(GoldenError, match="not a readable .npz"):
+        load_golden(truncated)
     partial = tmp_path / "partial.npz"
     np.savez_compressed(partial, frames=golden.frames)
     with pytest.raises(GoldenError, match=r"missing keys \['schema'"):

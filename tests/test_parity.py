@@ -155,6 +155,17 @@ class Forgetful(HostDevice):
         return super().run_sequence(artifact, dataclasses.replace(golden, resets=np.ones_like(golden.resets)))
 
 
+class ResetOnce(HostDevice):
+    """A broken app loop: resets before frame 0 only, never again."""
+
+    name = "reset-once"
+
+    def run_sequence(self, artifact, golden):
+        resets = np.zeros_like(golden.resets)
+        resets[0] = True
+        return super().run_sequence(artifact, dataclasses.replace(golden, resets=resets))
+
+
 # ---------------------------------------------------------------------------------------------
 # The golden test model is meaningful: structured masks that depend on the state
 # ---------------------------------------------------------------------------------------------
@@ -198,15 +209,15 @@ def test_executorch_native_state_passes_and_restarts_cleanly(pte_native, small_g
     np.testing.assert_array_equal(a, b)
 
 
-def test_executorch_missed_reset_fails_after_the_reset(pte_native, small_golden, host):
-    """The runtime keeps the state unless told: without the mid reset, frame RESET_AT is wrong."""
-    no_mid = small_golden.resets.copy()
-    no_mid[RESET_AT] = False
-    rec = check_parity(pte_native, dataclasses.replace(small_golden, resets=no_mid), host)
+def test_executorch_missed_reset_fails_after_the_reset(pte_native, small_golden):
+    """The runtime keeps the state unless told: an app loop that never passes reset=1.0 again
+    gets frame RESET_AT wrong, and the record says it is the frame after the reset."""
+    rec = check_parity(pte_native, small_golden, ResetOnce())
     assert not rec.passed
     assert rec.first_failure["frame"] == RESET_AT
     assert f"frame {RESET_AT} (frame_{RESET_AT:05d}, after reset)" in rec.message
-    assert rec.segments == [rec.segments[0]]  # one stretch: the device was never reset
+    before, after = rec.segments
+    assert before["max_abs_error"] <= 1e-3 and after["max_abs_error"] > 1e-3
 
 
 @pytest.mark.parametrize("state_form", ["explicit", "native"])

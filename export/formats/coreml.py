@@ -52,9 +52,9 @@ from backdrop.export.artifact import Artifact, TensorSpec, io_specs
 from backdrop.export.formats.base import FORMATS, ExportError, ExportRequest
 from backdrop.export.wrappers import STATE_FORMS, example_inputs, wrap
 
-# Per state form: the coremltools deployment target and the OS it means for an app.
+# Per state form: the coremltools deployment target, also the artifact's ``min_os`` (the
+# same model runs from macOS 15 / macOS 13 respectively).
 DEPLOYMENT_TARGETS = {"native": "iOS18", "explicit": "iOS16"}
-MIN_OS = {"native": "iOS 18 / macOS 15", "explicit": "iOS 16 / macOS 13"}
 
 IO_DTYPE = "float16"
 """dtype of every input, output and state (see the module docstring for why)."""
@@ -85,7 +85,6 @@ _FINISH_PASSES = [
 _PROGRESS_LINE = re.compile(r"\d+%\||\[\d+:\d+[<,]")
 
 
-
 # --------------------------------------------------------------------------------------------
 # Export
 
@@ -112,8 +111,8 @@ class CoreMLFormat:
         """Convert ``request.model`` for one bucket and state form and save the .mlpackage.
 
         Raises:
-            ExportError: unsupported precision or state form, or torch.export / Core ML
-                conversion failed (the message carries coremltools' own, which names the op).
+            ExportError: unsupported precision or state form; an op Core ML cannot convert
+                (named); or torch.export / Core ML conversion failed otherwise.
         """
         if request.precision not in self.precisions:
             raise ExportError(
@@ -164,11 +163,14 @@ class CoreMLFormat:
                     pass_pipeline=ct.PassPipeline(_FINISH_PASSES, pipeline_name="backdrop_finish"),
                 )
         except Exception as e:
-            raise ExportError(
-                f"Core ML conversion of {where} failed: {type(e).__name__}: {e}. An op coremltools "
-                "cannot convert is named above; rewrite it with supported ops (docs/models.md) or leave "
-                "Core ML out of the target."
-            ) from e
+            op = _unsupported_op(e)
+            if op is not None:
+                raise ExportError(
+                    f"Core ML (coremltools {ct.__version__}) cannot convert op {op!r} in {where}. Rewrite "
+                    "that part of the model with ops Core ML supports (docs/models.md), or leave Core ML "
+                    "out of the target."
+                ) from e
+            raise ExportError(f"Core ML conversion of {where} failed: {type(e).__name__}: {e}") from e
         seconds = time.perf_counter() - started
 
         _set_metadata(mlmodel, request, inputs, outputs, states)
@@ -191,7 +193,7 @@ class CoreMLFormat:
                 inputs=inputs,
                 outputs=outputs,
                 states=states,
-                min_os=MIN_OS[form],
+                min_os=DEPLOYMENT_TARGETS[form],
                 details={
                     "model_type": "mlprogram",
                     "deployment_target": DEPLOYMENT_TARGETS[form],
@@ -206,6 +208,22 @@ class CoreMLFormat:
                 verification_note=VERIFICATION_NOTE,
             )
         ]
+
+
+# How coremltools reports an op without a converter (torch.export and TorchScript frontends).
+_UNSUPPORTED_OP = (
+    re.compile(r"Unsupported fx node \S+, kind (\S+)"),
+    re.compile(r"convert function for op '([^']+)' not implemented"),
+)
+
+
+def _unsupported_op(error: Exception) -> str | None:
+    """The op name in coremltools' "no converter for this op" error, else None."""
+    for pattern in _UNSUPPORTED_OP:
+        m = pattern.search(str(error))
+        if m:
+            return m.group(1)
+    return None
 
 
 def _ct_tensor(ct, spec: TensorSpec):
@@ -304,13 +322,18 @@ def _set_metadata(mlmodel, request: ExportRequest, inputs, outputs, states) -> N
 
 
 def _finish_package(path: Path, states: tuple[TensorSpec, ...]) -> None:
-    """Describe the states and make the package repeatable, byte for byte.
+    """Describe the states, drop what Core ML does not read, make the package repeatable.
 
     coremltools has no public setter for state descriptions, so the saved spec is edited and
     re-serialised deterministically (protobuf map order is otherwise unspecified). The package
     manifest's item ids are random UUIDs; they are replaced by UUIDs derived from each item's
-    path, which Core ML only needs to be unique within the package.
+    path, which Core ML only needs to be unique within the package. coremltools also writes
+    ``executorch_debug_handle_mapping.json`` (op provenance for ExecuTorch's Core ML delegate
+    profiler) beside the manifest: no manifest item, never read by Core ML, about a tenth of
+    the package, so it is removed. Files are made world-readable (coremltools writes the spec
+    0600).
     """
+    (path / "executorch_debug_handle_mapping.json").unlink(missing_ok=True)
     spec_file = path / "Data" / "com.apple.CoreML" / "model.mlmodel"
     spec = _load_spec(path)
     by_name = {s.name: s for s in states}
@@ -329,6 +352,9 @@ def _finish_package(path: Path, states: tuple[TensorSpec, ...]) -> None:
     manifest["itemInfoEntries"] = {remap[k]: v for k, v in sorted(manifest["itemInfoEntries"].items(), key=lambda kv: remap[kv[0]])}
     manifest["rootModelIdentifier"] = remap[manifest["rootModelIdentifier"]]
     manifest_file.write_text(json.dumps(manifest, indent=4, sort_keys=True) + "\n")
+    for f in path.rglob("*"):
+        if f.is_file():
+            f.chmod(0o644)
 
 
 # --------------------------------------------------------------------------------------------

@@ -36,7 +36,6 @@ import os
 import re
 import sys
 import tempfile
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -78,7 +77,7 @@ class OnnxFormat:
     name = "onnx"
     runtime = "onnxruntime"
     ort_format = "ort"
-    ort_runtime = "onnxruntime-mobile"
+    ort_runtime = "onnxruntime-ortformat"
     state_forms: tuple[str, ...] = ("explicit",)
     precisions: tuple[str, ...] = ("fp32",)
 
@@ -111,7 +110,6 @@ class OnnxFormat:
             path=onnx_path, format=self.name, runtime=self.runtime, precision=request.precision,
             state_form=form, bucket=bucket, inputs=inputs, outputs=outputs, states=states,
         )
-        start = time.perf_counter()
         model = self._to_onnx(wrapper, example, artifact)
         ops = self._check_graph(model, artifact)
         _describe(model, artifact, request)
@@ -120,20 +118,16 @@ class OnnxFormat:
         except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
             raise ExportError(f"{artifact.key}: the ONNX graph fails onnx.checker ({e}).") from e
         onnx.save_model(model, onnx_path)
-        onnx_seconds = time.perf_counter() - start
         onnx_diff = _smoke(onnx_path, feeds, expected, artifact)
         artifact.details = {
             "opset": OPSET,
             "exporter": f"torch.onnx.export(dynamo=True), torch {torch.__version__}, onnx {onnx.__version__}",
             "ops": ops,
             "smoke_max_abs_diff": onnx_diff,
-            "export_seconds": round(onnx_seconds, 2),
             "min_runtime": "onnxruntime >= 1.14 (opset 18)",
         }
 
-        start = time.perf_counter()
         ort_path, required = self._to_ort(onnx_path, artifact)
-        ort_seconds = time.perf_counter() - start
         ort_artifact = Artifact(
             path=ort_path, format=self.ort_format, runtime=self.ort_runtime,
             precision=request.precision, state_form=form, bucket=bucket,
@@ -148,7 +142,6 @@ class OnnxFormat:
             "target_platform": ORT_TARGET_PLATFORM,
             "required_operators": required,
             "smoke_max_abs_diff": ort_diff,
-            "export_seconds": round(ort_seconds, 2),
             # ORT-format files are read by the runtime version that wrote them and later ones;
             # optimized (Fixed style) graphs may use kernels of that version.
             "min_runtime": f"onnxruntime >= {ort.__version__} (the converter's version)",
@@ -169,7 +162,9 @@ class OnnxFormat:
                 f"formats support '{request.precision}'."
             )
 
-    def _to_onnx(self, wrapper: torch.nn.Module, example: tuple[torch.Tensor, ...], artifact: Artifact) -> onnx.ModelProto:
+    def _to_onnx(
+        self, wrapper: torch.nn.Module, example: tuple[torch.Tensor, ...], artifact: Artifact
+    ) -> onnx.ModelProto:
         try:
             with torch.no_grad():
                 program = torch.onnx.export(
@@ -212,7 +207,7 @@ class OnnxFormat:
             ("inputs", model.graph.input, artifact.inputs),
             ("outputs", model.graph.output, artifact.outputs),
         ):
-            got = [(v.name, v.type.tensor_type.elem_type, [d.dim_value if d.HasField("dim_value") else d.dim_param or "?" for d in v.type.tensor_type.shape.dim]) for v in values]
+            got = [(v.name, v.type.tensor_type.elem_type, _dims(v)) for v in values]
             want = [(s.name, _DTYPES[s.dtype], list(s.shape)) for s in specs]
             if got != want:
                 raise ExportError(
@@ -281,7 +276,8 @@ def _describe(model: onnx.ModelProto, artifact: Artifact, request: ExportRequest
     )
     for values, specs in ((model.graph.input, artifact.inputs), (model.graph.output, artifact.outputs)):
         for value, spec in zip(values, specs):
-            value.doc_string = f"{spec.layout} {spec.dtype} in [{spec.value_range[0]}, {spec.value_range[1]}]: {spec.meaning}"
+            low, high = spec.value_range
+            value.doc_string = f"{spec.layout} {spec.dtype} in [{low}, {high}]: {spec.meaning}"
 
 
 def _smoke(path: Path, feeds: dict[str, np.ndarray], expected: list[np.ndarray], artifact: Artifact) -> float:
@@ -306,6 +302,11 @@ def _smoke(path: Path, feeds: dict[str, np.ndarray], expected: list[np.ndarray],
             f"allowed {SMOKE_ATOL}) on the example inputs: the graph is wired wrong."
         )
     return diff
+
+
+def _dims(value: onnx.ValueInfoProto) -> list[int | str]:
+    """Static sizes as ints; a dynamic dimension as its name (or "?")."""
+    return [d.dim_value if d.HasField("dim_value") else d.dim_param or "?" for d in value.type.tensor_type.shape.dim]
 
 
 def _ort_optimization_level() -> str:
