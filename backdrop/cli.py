@@ -11,6 +11,7 @@ import typer
 from backdrop.commands.core import buckets_command, models_command, new_checkpoint_command, predict_command
 from backdrop.commands.eval import eval_command
 from backdrop.commands.export import export_command
+from backdrop.commands.parity import parity_command
 from backdrop.errors import BackdropError
 
 app = typer.Typer(
@@ -29,6 +30,7 @@ app.command("buckets")(buckets_command)
 app.command("new-checkpoint")(new_checkpoint_command)
 app.command("eval")(eval_command)
 app.command("export")(export_command)
+app.command("parity")(parity_command)
 
 
 def main() -> None:

@@ -80,7 +80,7 @@ DEVICES: Registry[type] = Registry("device")
 """Device classes by name; ``DEVICES.get(name)()`` builds one. Use :func:`get_device`, which
 also imports the built-in device modules."""
 
-BUILTIN_DEVICE_MODULES = ("backdrop.device_tests.host",)
+BUILTIN_DEVICE_MODULES = ("backdrop.device_tests.host", "backdrop.device_tests.coreml_mac")
 """Modules that register a device when imported; listed explicitly (one discovery mechanism)."""
 
 

@@ -119,3 +119,28 @@ def tree_sha256(path: Path) -> str:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 h.update(chunk)
     return h.hexdigest()
+
+
+def artifact_from_manifest(entry: dict, root: Path, bucket: Bucket) -> Artifact:
+    """Rebuild an :class:`Artifact` from its manifest entry (the inverse of the pipeline's
+    manifest writer), with ``path`` absolute under ``root``."""
+
+    def specs(items: list[dict]) -> tuple[TensorSpec, ...]:
+        return tuple(
+            TensorSpec(t["name"], tuple(t["shape"]), t["dtype"], t["layout"], tuple(t["range"]), t["meaning"]) for t in items
+        )
+
+    return Artifact(
+        path=root / entry["path"],
+        format=entry["format"],
+        runtime=entry["runtime"],
+        precision=entry["precision"],
+        state_form=entry["state_form"],
+        bucket=bucket,
+        inputs=specs(entry["inputs"]),
+        outputs=specs(entry["outputs"]),
+        states=specs(entry["states"]),
+        min_os=entry["min_os"],
+        details=dict(entry["details"]),
+        verified=entry["verified"],
+    )

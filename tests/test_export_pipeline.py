@@ -86,5 +86,16 @@ def test_export_target_end_to_end(tmp_path, lite_checkpoint, target):
             capture_output=True, text=True,
         )
         assert run.returncode == 0, run.stdout + run.stderr
+    if target == "android-arm64-legacy":
+        from typer.testing import CliRunner
+
+        from backdrop.cli import app
+
+        r = CliRunner().invoke(app, ["parity", "--dist", str(result.out_dir)])
+        assert r.exit_code == 0, r.output
+        assert (result.out_dir / "reports" / "parity-host.json").exists()
+        assert (result.out_dir / "reports" / "parity.json").exists()
+        r = CliRunner().invoke(app, ["parity", "--dist", str(result.out_dir), "--device", "coreml-mac"])
+        assert r.exit_code == 0 and "skip" in r.output
     leftovers = [p.name for p in (tmp_path / "dist").iterdir() if p.name.startswith(".")]
     assert leftovers == []
