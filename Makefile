@@ -13,7 +13,7 @@ TARGET ?= android-arm64
 DIST ?= dist
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow predict export models-table clean
+.PHONY: help install teacher test test-slow predict export labels train models-table clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -27,6 +27,18 @@ $(STAMP): pyproject.toml
 install: $(STAMP) ## create .venv and install backdrop with its pinned dependencies
 	@echo "installed: $(BIN)/backdrop"
 
+# The pseudo-label teacher (MediaPipe selfie segmentation) needs numpy<2 and protobuf<5, so it
+# lives in a venv of its own; only `make labels` uses it.
+TEACHER_VENV ?= .venv-teacher
+TEACHER_STAMP := $(TEACHER_VENV)/.teacher-installed
+$(TEACHER_STAMP):
+	test -x $(TEACHER_VENV)/bin/python || $(PYTHON) -m venv $(TEACHER_VENV)
+	$(TEACHER_VENV)/bin/python -m pip install --disable-pip-version-check mediapipe==0.10.21 numpy==1.26.4 protobuf==4.25.9 opencv-contrib-python==4.11.0.86
+	touch $@
+
+teacher: $(TEACHER_STAMP) ## create .venv-teacher with the MediaPipe teacher (for make labels)
+	@echo "teacher: $(TEACHER_VENV)/bin/python"
+
 test: $(STAMP) ## run the fast tests (what CI runs first)
 	$(BIN)/python -m pytest
 
@@ -39,6 +51,12 @@ predict: $(STAMP) ## main job: reference masks for a clip (INPUT=video/dir, defa
 
 export: $(STAMP) ## per-bucket artifacts + manifest + parity for TARGET (android-arm64, ios-arm64, android-arm64-legacy) -> dist/TARGET/
 	$(BIN)/backdrop export --target $(TARGET) --checkpoint $(CHECKPOINT) --out $(DIST)
+
+labels: $(STAMP) $(TEACHER_STAMP) ## teacher pseudo-labels for the training frames -> .cache/backdrop-train/
+	$(BIN)/backdrop labels --teacher-python $(TEACHER_VENV)/bin/python
+
+train: labels ## train the default model from scratch (configs/default.json, ~40 min on 2 cores)
+	$(BIN)/backdrop train --config configs/default.json
 
 models-table: $(STAMP) ## regenerate the variant table in docs/models.md
 	$(BIN)/python scripts/model_table.py

@@ -12,6 +12,7 @@ from backdrop.commands.core import buckets_command, models_command, new_checkpoi
 from backdrop.commands.eval import eval_command
 from backdrop.commands.export import export_command
 from backdrop.commands.parity import parity_command
+from backdrop.commands.train import labels_command, train_command
 from backdrop.errors import BackdropError
 
 app = typer.Typer(
@@ -31,6 +32,8 @@ app.command("new-checkpoint")(new_checkpoint_command)
 app.command("eval")(eval_command)
 app.command("export")(export_command)
 app.command("parity")(parity_command)
+app.command("labels")(labels_command)
+app.command("train")(train_command)
 
 
 def main() -> None:

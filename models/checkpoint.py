@@ -74,6 +74,7 @@ def save_checkpoint(model: Segmenter, path: str | os.PathLike, meta: dict | None
     os.close(fd)
     try:
         torch.save(payload, tmp)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a checkpoint is meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

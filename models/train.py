@@ -433,7 +433,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool, data: TrainingData
             model.train()
             _log(out_dir, {"step": done, "val": metrics})
             if bar is not None:
-                bar.write(f"step {done}: held-out " + json.dumps({k: v for k, v in metrics.items() if not isinstance(v, dict)}))
+                bar.write(f"step {done}: held-out " + json.dumps({k: v for k, v in metrics.items() if not isinstance(v, dict)}), file=sys.stderr)
         interrupted = stop_after is not None and done >= stop_after and done < config.steps
         if done % config.ckpt_every == 0 or done == config.steps or interrupted:
             checkpoint(done, last, True)

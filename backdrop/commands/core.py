@@ -12,9 +12,9 @@ from backdrop.commands.options import BucketsOpt, CheckpointOpt, FormatOpt, chec
 
 
 def predict_command(
-    checkpoint: CheckpointOpt,
     input: Annotated[Path, typer.Option("--input", "-i", help="A video file, a folder of images (frame order = sorted file names), or one image.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="The masks.npz to write (format: docs/masks-format.md).")] = Path("masks.npz"),
+    checkpoint: CheckpointOpt = None,
     buckets: BucketsOpt = None,
     max_frames: Annotated[int | None, typer.Option("--max-frames", help="Stop after this many frames.", min=1)] = None,
     overlay: Annotated[Path | None, typer.Option("--overlay", help="Also write a contact-sheet PNG of frames with their masks.")] = None,
@@ -26,12 +26,16 @@ def predict_command(
     it, and its mask is mapped back to the frame's own size. The output is the reference that
     exported artifacts are compared against.
 
-    Example: backdrop predict -c model.pt -i clip.mp4 -o masks.npz --overlay sheet.png
+    Without --checkpoint, the bundled default model is used (docs/model-card.md).
+
+    Example: backdrop predict -i clip.mp4 -o masks.npz --overlay sheet.png
     """
     from backdrop.buckets import load_buckets
+    from backdrop.models.checkpoint import default_checkpoint_path
     from backdrop.predict import PredictSpec, predict
 
     fmt = check_format(fmt)
+    checkpoint = checkpoint or default_checkpoint_path()
     spec = PredictSpec(input=input, out=out, checkpoint=checkpoint, buckets=load_buckets(buckets), max_frames=max_frames, overlay=overlay)
     result = predict(spec, progress=fmt == "text")
     if fmt == "json":

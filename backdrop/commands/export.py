@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from backdrop.commands.options import BucketsOpt, FormatOpt, check_format
+from backdrop.commands.options import BucketsOpt, CheckpointOpt, FormatOpt, check_format
 
 
 def _target_help() -> str:
@@ -19,9 +19,7 @@ def _target_help() -> str:
 
 def export_command(
     target: Annotated[str, typer.Option("--target", "-t", help="The deployment target (see the list below).")],
-    checkpoint: Annotated[
-        Path | None, typer.Option("--checkpoint", "-c", help="Checkpoint file; default: the bundled default model.", dir_okay=False)
-    ] = None,
+    checkpoint: CheckpointOpt = None,
     buckets: BucketsOpt = None,
     bucket_names: Annotated[
         str | None, typer.Option("--bucket-names", help="Comma-separated bucket names to export (default: all).")

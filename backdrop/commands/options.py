@@ -16,8 +16,10 @@ BucketsOpt = Annotated[
     ),
 ]
 CheckpointOpt = Annotated[
-    Path,
-    typer.Option("--checkpoint", "-c", help="Checkpoint file (config + weights), as `backdrop train` writes.", dir_okay=False),
+    Path | None,
+    typer.Option(
+        "--checkpoint", "-c", help="Checkpoint file (config + weights), as `backdrop train` writes. Default: the bundled model.", dir_okay=False
+    ),
 ]
 FormatOpt = Annotated[
     str,
