@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 import os
 import platform
-import tempfile
 from importlib import metadata, resources
 from pathlib import Path
 
 from backdrop.errors import BackdropError
+from backdrop.fsutil import atomic_write
 
 SCHEMA_VERSION = "1.0"
 
@@ -74,11 +74,9 @@ def write_manifest(manifest: dict, path: str | os.PathLike) -> Path:
     """Validate, then write atomically with sorted keys (same inputs, same bytes)."""
     validate_manifest(manifest)
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix="manifest.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
+    with atomic_write(path, "w") as f:
         json.dump(manifest, f, indent=2, sort_keys=True)
         f.write("\n")
-    os.replace(tmp, path)
     return path
 
 

@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from backdrop.errors import InputError
+from backdrop.fsutil import atomic_write
 
 FORMAT = "backdrop-masks"
 FORMAT_VERSION = 1
@@ -84,14 +84,8 @@ def save_masks(seq: MaskSequence, path: str | os.PathLike) -> Path:
     }
     for i, m in enumerate(seq.masks):
         arrays[f"mask_{i:05d}"] = np.asarray(m, dtype=np.float32)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        np.savez_compressed(f, **arrays)
     return path
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from backdrop.device_tests.base import Device, DeviceError
 from backdrop.errors import ConfigError
 from backdrop.export.artifact import Artifact
 from backdrop.export.goldens import Golden
+from backdrop.fsutil import atomic_write
 from backdrop.metrics import boundary_iou, iou
 
 REPORT_SCHEMA = "backdrop-parity/1"
@@ -322,15 +322,8 @@ def _fmt(v: float) -> str:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a dist folder is read by others
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "w") as f:
+        f.write(text)
 
 
 def report_markdown(records: list[ParityRecord]) -> str:

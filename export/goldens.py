@@ -55,7 +55,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -65,6 +64,7 @@ import numpy as np
 
 from backdrop.buckets import Bucket, BucketSet, plan
 from backdrop.errors import BackdropError, ConfigError, InputError
+from backdrop.fsutil import atomic_write
 from backdrop.frames import nv12_to_yuv, nv21_to_yuv, yuv_to_nv12, yuv_to_nv21
 from backdrop.models import Segmenter
 from backdrop.predict import ReferencePredictor, bucket_input
@@ -331,15 +331,8 @@ def save_golden(golden: Golden, path: str | os.PathLike) -> Path:
         "placement": np.array(json.dumps(golden.placement, sort_keys=True)),
         "source": np.array(golden.source),
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a dist folder is read by others
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        np.savez_compressed(f, **arrays)
     return path
 
 
