@@ -112,6 +112,7 @@ class OnnxFormat:
         )
         model = self._to_onnx(wrapper, example, artifact)
         ops = self._check_graph(model, artifact)
+        _strip_debug_metadata(model)
         _describe(model, artifact, request)
         try:
             onnx.checker.check_model(model, full_check=True)
@@ -312,6 +313,14 @@ def _dims(value: onnx.ValueInfoProto) -> list[int | str]:
 def _ort_optimization_level() -> str:
     # The converter reads this variable (ONNX Runtime's tools/convert_onnx_models_to_ort.py).
     return os.getenv("ORT_CONVERT_ONNX_MODELS_TO_ORT_OPTIMIZATION_LEVEL", "all")
+
+
+def _strip_debug_metadata(model: onnx.ModelProto) -> None:
+    """Drop the exporter's per-node debug metadata (Python stack traces with absolute source
+    paths, module hierarchies): it leaks the build machine's paths into a shipped file and
+    makes the bytes depend on where the repository was checked out."""
+    for node in _all_nodes(model.graph):
+        del node.metadata_props[:]
 
 
 def _all_nodes(graph: onnx.GraphProto):
