@@ -493,3 +493,32 @@ def from_bucket(mask: np.ndarray, placement: Placement) -> np.ndarray:
     _check_image(mask, p.bucket.height, p.bucket.width, f"Mask for bucket {p.bucket}")
     crop = mask[p.pad_top : p.pad_top + p.scaled_height, p.pad_left : p.pad_left + p.scaled_width]
     return resize_bilinear(crop, p.src_height, p.src_width)
+
+
+def crop_box(height: int, width: int, bucket: Bucket) -> tuple[int, int, int, int]:
+    """The centred, even-sided crop of a ``height x width`` frame to ``bucket``'s aspect ratio.
+
+    Used to frame real video for a bucket (golden sequences, calibration): keep the limiting side
+    (made even), set the other to it times the bucket's aspect, rounded half up to an even number,
+    clamped to [2, even frame side]; centred. Examples (frame HxW, bucket HxW -> top, left, ch, cw):
+    144x176 in 192x256 -> (6, 0, 132, 176); 144x176 in 288x160 -> (0, 48, 144, 80);
+    144x176 in 160x288 -> (23, 0, 98, 176); 144x176 in 224x224 -> (0, 16, 144, 144).
+
+    Returns:
+        (top, left, crop_height, crop_width).
+
+    Raises:
+        ConfigError: the frame is smaller than 2x2.
+    """
+    if height < 2 or width < 2:
+        raise ConfigError(f"A golden source frame must be at least 2x2 pixels, got {height}x{width}.")
+    hb, wb = bucket.height, bucket.width
+    he, we = height - height % 2, width - width % 2
+    if width * hb >= height * wb:
+        ch = he
+        cw = 2 * ((ch * wb + hb) // (2 * hb))
+    else:
+        cw = we
+        ch = 2 * ((cw * hb + wb) // (2 * wb))
+    ch, cw = min(max(ch, 2), he), min(max(cw, 2), we)
+    return (height - ch) // 2, (width - cw) // 2, ch, cw

@@ -52,7 +52,6 @@ File format (:func:`save_golden`): one ``.npz`` (``np.savez_compressed``, no pic
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import zipfile
@@ -62,9 +61,9 @@ from pathlib import Path
 
 import numpy as np
 
-from backdrop.buckets import Bucket, BucketSet, plan
+from backdrop.buckets import Bucket, BucketSet, crop_box, plan
 from backdrop.errors import BackdropError, ConfigError, InputError
-from backdrop.fsutil import atomic_write
+from backdrop.fsutil import atomic_write, file_sha256
 from backdrop.frames import nv12_to_yuv, nv21_to_yuv, yuv_to_nv12, yuv_to_nv21
 from backdrop.models import Segmenter
 from backdrop.predict import ReferencePredictor, bucket_input
@@ -177,41 +176,6 @@ class Golden:
             raise GoldenError(f"Golden for bucket {self.bucket}: needs frames, and a reset at frame 0.")
 
 
-def crop_box(height: int, width: int, bucket: Bucket) -> tuple[int, int, int, int]:
-    """The centred, even-sided crop of a ``height x width`` frame to ``bucket``'s aspect ratio.
-
-    The rule is in the module docstring. Examples (frame HxW, bucket HxW -> top, left, ch, cw):
-    144x176 in 192x256 -> (6, 0, 132, 176); 144x176 in 288x160 -> (0, 48, 144, 80);
-    144x176 in 160x288 -> (23, 0, 98, 176); 144x176 in 224x224 -> (0, 16, 144, 144).
-
-    Returns:
-        (top, left, crop_height, crop_width).
-
-    Raises:
-        ConfigError: the frame is smaller than 2x2.
-    """
-    if height < 2 or width < 2:
-        raise ConfigError(f"A golden source frame must be at least 2x2 pixels, got {height}x{width}.")
-    hb, wb = bucket.height, bucket.width
-    he, we = height - height % 2, width - width % 2
-    if width * hb >= height * wb:
-        ch = he
-        cw = 2 * ((ch * wb + hb) // (2 * hb))
-    else:
-        cw = we
-        ch = 2 * ((cw * hb + wb) // (2 * wb))
-    ch, cw = min(max(ch, 2), he), min(max(cw, 2), we)
-    return (height - ch) // 2, (width - cw) // 2, ch, cw
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def make_golden(
     model: Segmenter,
     bucket: Bucket,
@@ -284,7 +248,7 @@ def make_golden(
         masks.append(result.bucket_mask[None])
         camera_masks.append(result.mask)
         resets.append(result.reset)
-    sha = _file_sha256(src) if src.is_file() else "folder"
+    sha = file_sha256(src) if src.is_file() else "folder"
     return Golden(
         bucket=bucket,
         camera_format=camera_format,

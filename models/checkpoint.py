@@ -12,7 +12,6 @@ Loading uses ``torch.load(weights_only=True)``: no pickled code is ever executed
 
 from __future__ import annotations
 
-import hashlib
 import os
 import zipfile
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from pathlib import Path
 import torch
 
 from backdrop.errors import CheckpointError, ConfigError
-from backdrop.fsutil import atomic_write
+from backdrop.fsutil import atomic_write, file_sha256
 from backdrop.models.segmenter import Segmenter, SegmenterConfig
 
 CHECKPOINT_VERSION = 1
@@ -50,14 +49,6 @@ class Checkpoint:
     meta: dict = field(default_factory=dict)
     path: Path | None = None
     sha256: str = ""
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def save_checkpoint(model: Segmenter, path: str | os.PathLike, meta: dict | None = None) -> Path:
