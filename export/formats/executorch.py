@@ -7,6 +7,15 @@ would see uninitialised memory). Inputs and outputs bind by position, in io_spec
 
 Every compute op must land in XNNPACK: the per-artifact delegation summary is kept in
 ``Artifact.details["delegation"]`` and ``reports/delegation.{json,md}`` is written from it.
+
+Precision "int8" (static w8a8, per-channel weights; :mod:`backdrop.quantization.xnnpack_int8`):
+the wrapper is PT2E-quantized on a calibration set computed here from ``request.model`` and
+``request.bucket`` (real frames 40.. of the carphone clip with the float model's feedback loop,
+:func:`backdrop.quantization.calibration.calibration_inputs`; cached per model object and
+bucket within the process, so both state forms share one set), then lowered exactly as fp32
+and held to the same full-delegation rule. ``Artifact.details["calibration"]`` names and hashes
+the set. Both state forms: the native form's ``mask_state`` mutation survives PT2E (checked:
+int8 native and explicit .pte give identical masks over a golden).
 """
 
 from __future__ import annotations
@@ -47,7 +56,7 @@ class ExecuTorchFormat:
     name = "executorch"
     runtime = "executorch-xnnpack"
     state_forms = ("explicit", "native")
-    precisions = ("fp32",)
+    precisions = ("fp32", "int8")
 
     def export(self, request: ExportRequest) -> list[Artifact]:
         from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
@@ -61,9 +70,21 @@ class ExecuTorchFormat:
             )
         b = request.bucket
         wrapper = wrap(request.model, request.state_form, b.height, b.width)
+        inputs_ = example_inputs(request.state_form, b.height, b.width)
+        details: dict = {}
+        if request.precision == "int8":
+            from backdrop.quantization.calibration import cached_calibration_inputs
+            from backdrop.quantization.xnnpack_int8 import QuantizationError, quantize_for_xnnpack
+
+            calibration = cached_calibration_inputs(request.model, b)
+            try:
+                wrapper = quantize_for_xnnpack(wrapper, inputs_, calibration)
+            except QuantizationError as e:
+                raise ExportError(f"ExecuTorch int8 of {b.name}/{request.state_form}: {e}") from e
+            details["calibration"] = calibration.describe()
         try:
             with torch.no_grad():
-                ep = torch.export.export(wrapper, example_inputs(request.state_form, b.height, b.width))
+                ep = torch.export.export(wrapper, inputs_)
             edge = to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()])
         except Exception as e:
             raise ExportError(f"ExecuTorch lowering of {b.name}/{request.state_form} failed: {e}") from e
@@ -92,7 +113,12 @@ class ExecuTorchFormat:
                 inputs=inputs,
                 outputs=outputs,
                 states=states,
-                details={"delegation": summary, "method": "forward", "binding": "positional, in the order listed"},
+                details={
+                    "delegation": summary,
+                    "method": "forward",
+                    "binding": "positional, in the order listed",
+                    **details,
+                },
             )
         ]
 
