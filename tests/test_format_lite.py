@@ -13,33 +13,18 @@ import re
 
 import pytest
 import torch
-from torch import nn
 from torch.jit.mobile import _load_for_lite_interpreter
 
+from helpers import lively_lite
 from backdrop import __version__
 from backdrop.buckets import Bucket
 from backdrop.export.artifact import io_specs
 from backdrop.export.formats import FORMATS, ExportError, ExportRequest
 from backdrop.export.formats.lite import METADATA_FILE
 from backdrop.export.wrappers import wrap
-from backdrop.models import build_model
 
 BUCKET = Bucket("small_2x3", 64, 96)
 ATOL = 1e-4
-
-
-def lively_lite():
-    """The lite variant with non-trivial BatchNorm stats and a scaled head, so that the output
-    depends visibly on the frame and on the state (a random head gives a near-constant mask)."""
-    torch.manual_seed(3)
-    model = build_model("lite")
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.1, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-        model.head.weight.mul_(30.0)
-    return model
 
 
 @pytest.fixture(scope="module")

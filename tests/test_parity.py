@@ -8,7 +8,7 @@ also runs every registered format's exporter).
 
 Random weights give near-constant probabilities (every mask empty, IoU trivially 1), so each
 model's last conv is rescaled on a real frame to give structured masks that depend strongly on
-the fed-back state (``_calibrate``); a dropped state or a missed reset then cannot pass.
+the fed-back state (``helpers.structure_head``); a dropped state or a missed reset then cannot pass.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import pytest
 import torch
 from torch import nn
 
-from backdrop.buckets import Bucket, plan
+from helpers import TwoConv, structure_head
+from backdrop.buckets import Bucket
 from backdrop.device_tests.base import DEVICES, Device, DeviceError, get_device
 from backdrop.device_tests.host import HostDevice
 from backdrop.device_tests.parity import (
@@ -33,44 +34,13 @@ from backdrop.device_tests.parity import (
 )
 from backdrop.errors import ConfigError, RegistryError
 from backdrop.export.artifact import Artifact, io_specs
-from backdrop.export.goldens import crop_box, make_golden
+from backdrop.export.goldens import make_golden
 from backdrop.export.wrappers import STATE_NAME, example_inputs, wrap
 from backdrop.models import build_model
-from backdrop.predict import bucket_input
-from backdrop.sources import iter_frames
 
 BUCKET = Bucket("t", 64, 96)
 H, W = BUCKET.height, BUCKET.width
 N, RESET_AT = 30, 15
-
-
-class TwoConv(nn.Module):
-    """A network small enough to lower to XNNPACK in a few seconds (same 4-in, 1-out contract)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.body = nn.Conv2d(4, 8, 3, padding=1)
-        self.head = nn.Conv2d(8, 1, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(torch.relu(self.body(x)))
-
-
-def _calibrate(model: nn.Module, carphone_path, logit_std: float = 2.0) -> nn.Module:
-    """Rescale ``model.head`` so logits on a real frame (empty state) have mean 0, std ``logit_std``."""
-    frame = next(iter_frames(carphone_path, 1)).yuv
-    top, left, ch, cw = crop_box(frame.shape[0], frame.shape[1], BUCKET)
-    yuv = np.ascontiguousarray(frame[top : top + ch, left : left + cw])
-    x = torch.from_numpy(bucket_input(yuv, plan(ch, cw, BUCKET), np.zeros((H, W), np.float32)))
-    model.eval()
-    with torch.no_grad():
-        logits = model(x)
-        k = logit_std / logits.std().item()
-        model.head.weight.mul_(k)
-        model.head.bias.copy_(k * (model.head.bias - logits.mean().item()))
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model
 
 
 def _artifact(path, fmt: str, state_form: str, precision: str = "fp32", **changes) -> Artifact:
@@ -112,7 +82,7 @@ def _ptl(model: nn.Module, state_form: str, path) -> Artifact:
 @pytest.fixture(scope="module")
 def lite(carphone_path):
     torch.manual_seed(0)
-    return _calibrate(build_model("lite"), carphone_path)
+    return structure_head(build_model("lite"), carphone_path, BUCKET)
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +98,7 @@ def onnx_explicit(lite, tmp_path_factory):
 @pytest.fixture(scope="module")
 def small(carphone_path):
     torch.manual_seed(3)
-    return _calibrate(TwoConv(), carphone_path)
+    return structure_head(TwoConv(), carphone_path, BUCKET)
 
 
 @pytest.fixture(scope="module")
@@ -248,7 +218,7 @@ def test_dropped_state_fails_naming_frame_and_metric(onnx_explicit, lite_golden)
 
 def test_different_weights_fail_on_iou(carphone_path, lite_golden, tmp_path, host):
     torch.manual_seed(1)
-    other = _onnx(_calibrate(build_model("lite"), carphone_path), tmp_path / "model-onnx-fp32-explicit.onnx")
+    other = _onnx(structure_head(build_model("lite"), carphone_path, BUCKET), tmp_path / "model-onnx-fp32-explicit.onnx")
     loose = Thresholds(min_iou=0.99, min_boundary_iou=0.0, max_abs_error=1.0)  # IoU alone must catch it
     rec = check_parity(other, lite_golden, host, loose)
     assert not rec.passed

@@ -6,7 +6,7 @@ frames disjoint from the goldens) -> PT2E int8 graph (close to float on real gol
 
 The fast tests use the lite network at 64x96 with its head rescaled on a real frame so that
 the masks are structured (a random-weight head gives a near-constant mask whose IoU is
-trivially 1; test_parity.py's ``_calibrate``). The slow test uses the trained default model:
+trivially 1; helpers.structure_head). The slow test uses the trained default model:
 int8 tolerances mean something only on trained weights (field notes).
 """
 
@@ -16,15 +16,14 @@ import numpy as np
 import pytest
 import torch
 
-from backdrop.buckets import Bucket, plan
-from backdrop.export.goldens import crop_box, make_golden
+from helpers import structure_head
+from backdrop.buckets import Bucket
+from backdrop.export.goldens import make_golden
 from backdrop.export.wrappers import example_inputs, wrap
 from backdrop.metrics import boundary_iou, iou
 from backdrop.models import build_model
-from backdrop.predict import bucket_input
 from backdrop.quantization.calibration import CALIBRATION_START, CalibrationSet, calibration_inputs
 from backdrop.quantization.xnnpack_int8 import QuantizationError, quantize_for_xnnpack
-from backdrop.sources import iter_frames
 
 BUCKET = Bucket("small_2x3", 64, 96)
 H, W = BUCKET.height, BUCKET.width
@@ -42,18 +41,7 @@ def _structured_lite(carphone_path, logit_std: float = 2.0, state_gain: float = 
     first = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
     with torch.no_grad():
         first.weight[:, 3:4].mul_(state_gain)
-    frame = next(iter_frames(carphone_path, 1)).yuv
-    top, left, ch, cw = crop_box(frame.shape[0], frame.shape[1], BUCKET)
-    yuv = np.ascontiguousarray(frame[top : top + ch, left : left + cw])
-    x = torch.from_numpy(bucket_input(yuv, plan(ch, cw, BUCKET), np.zeros((H, W), np.float32)))
-    with torch.no_grad():
-        logits = model(x)
-        k = logit_std / logits.std().item()
-        model.head.weight.mul_(k)
-        model.head.bias.copy_(k * (model.head.bias - logits.mean().item()))
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model
+    return structure_head(model, carphone_path, BUCKET, logit_std)
 
 
 @pytest.fixture(scope="module")

@@ -18,12 +18,11 @@ import pytest
 import torch
 from torch import nn
 
-from backdrop.buckets import Bucket, plan
+from helpers import TwoConv, structure_head
+from backdrop.buckets import Bucket
 from backdrop.export.artifact import io_specs
-from backdrop.export.goldens import crop_box, make_golden, save_golden
+from backdrop.export.goldens import make_golden, save_golden
 from backdrop.export.wrappers import STATE_NAME, example_inputs, wrap
-from backdrop.predict import bucket_input
-from backdrop.sources import iter_frames
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "run_from_manifest.py"
 BUCKET = Bucket("t", 64, 96)
@@ -32,34 +31,10 @@ ALLOWED_IMPORTS = {"__future__", "argparse", "hashlib", "json", "sys", "zipfile"
                    "executorch.runtime", "torch"}
 
 
-class TwoConv(nn.Module):
-    """Small enough to lower to XNNPACK in seconds; same 4-in, 1-out contract as Segmenter."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.body = nn.Conv2d(4, 8, 3, padding=1)
-        self.head = nn.Conv2d(8, 1, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(torch.relu(self.body(x)))
-
-
 def _model(carphone_path) -> nn.Module:
     """Random weights rescaled on a real frame so masks are structured (not all empty)."""
     torch.manual_seed(3)
-    model = TwoConv().eval()
-    frame = next(iter_frames(carphone_path, 1)).yuv
-    top, left, ch, cw = crop_box(144, 176, BUCKET)
-    yuv = np.ascontiguousarray(frame[top : top + ch, left : left + cw])
-    x = torch.from_numpy(bucket_input(yuv, plan(ch, cw, BUCKET), np.zeros((H, W), np.float32)))
-    with torch.no_grad():
-        logits = model(x)
-        k = 2.0 / logits.std().item()
-        model.head.weight.mul_(k)
-        model.head.bias.copy_(k * (model.head.bias - logits.mean().item()))
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model
+    return structure_head(TwoConv(), carphone_path, BUCKET)
 
 
 def _entry(root: Path, rel: str, fmt: str, runtime: str, state_form: str) -> dict:
