@@ -13,7 +13,7 @@ from pathlib import Path
 from backdrop.errors import BackdropError
 from backdrop.fsutil import atomic_write
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 STATE_CONTRACT = {
     "explicit": (

@@ -34,8 +34,10 @@ from backdrop.manifest import BUCKET_RULE, SCHEMA_VERSION, STATE_CONTRACT, tool_
 from backdrop.models import Checkpoint, load_checkpoint
 from backdrop.models.checkpoint import default_checkpoint_path
 from backdrop.quantization import fuse_model
+from backdrop.quantization.budget import AccuracyBudget
 
 GOLDEN_FRAMES = 40
+QUALITY_FIELDS = ("iou_mean", "iou_min", "boundary_iou_mean", "boundary_iou_min", "temporal_iou_float", "temporal_iou", "max_abs_error")
 GOLDEN_RESET_AT = 20
 
 
@@ -51,6 +53,7 @@ class ExportSpec:
         out_root: the dist folder; the target lands in ``out_root/<target>``.
         golden_frames: frames per golden sequence (>= 30; the reset is in the middle).
         jobs: artifacts exported in parallel processes (lowering is single-threaded Python).
+        budget: the int8 accuracy budget; None takes the target's.
     """
 
     target: str
@@ -60,6 +63,7 @@ class ExportSpec:
     out_root: Path = Path("dist")
     golden_frames: int = GOLDEN_FRAMES
     jobs: int = 2
+    budget: AccuracyBudget | None = None
 
     def __post_init__(self) -> None:
         if self.jobs < 1:
@@ -119,6 +123,7 @@ def export_target(spec: ExportSpec, log: Callable[[str], None] = _log) -> Export
     device = HostDevice()
     artifacts: list[Artifact] = []
     records = []
+    budget = spec.budget or target.budget
     try:
         goldens = {}
         for bucket in buckets:
@@ -139,8 +144,13 @@ def export_target(spec: ExportSpec, log: Callable[[str], None] = _log) -> Export
             for entry in target.entries
             for form in entry.state_forms
         ]
+        from backdrop.int8_stage import Int8Stage, quantization_rows, write_quantization_report
+
+        int8 = Int8Stage(budget, device, thresholds_for("int8"), lambda r: _export_one(r)[0], log)
         for request, made, seconds in _run_exports(requests, spec.jobs, log):
             golden = goldens[request.bucket.name][1]
+            if request.precision == "int8":
+                made = int8.accept(request, made, golden)
             for art in made:
                 _verify(art, golden, device, check_parity, thresholds_for, records, log)
                 log(f"[{art.bucket.name}] {art.format}-{art.precision}-{art.state_form}: {art.size_bytes() / 1e6:.1f} MB, "
@@ -155,6 +165,11 @@ def export_target(spec: ExportSpec, log: Callable[[str], None] = _log) -> Export
         if any(a.format == "executorch" for a in artifacts):
             write_delegation_report(artifacts, reports)
             report_paths["delegation"] = "reports/delegation.json"
+        if any(a.precision == "int8" for a in artifacts):
+            log("int8: timing against the fp32 twins for reports/quantization.md")
+            rows = quantization_rows(artifacts, {k: v[1] for k, v in goldens.items()}, device)
+            write_quantization_report(rows, budget, f"{device.name} ({device.tier})", reports)
+            report_paths["quantization"] = "reports/quantization.json"
         manifest = build_manifest(
             target, ckpt, fusion, buckets, artifacts, {k: v[0] for k, v in goldens.items()}, report_paths, staging
         )
@@ -257,7 +272,7 @@ def _artifact_entry(art: Artifact, root: Path) -> dict:
         verification = f"unverified: {art.verification_note}"
     else:
         verification = "failed"
-    return {
+    entry = {
         "key": art.key,
         "path": art.path.relative_to(root).as_posix(),
         "format": art.format,
@@ -277,6 +292,17 @@ def _artifact_entry(art: Artifact, root: Path) -> dict:
         "verification": verification,
         "details": json.loads(json.dumps(art.details, default=str)),
     }
+    if art.precision == "int8" and "int8" in art.details:
+        info = art.details["int8"]
+        entry["quantization"] = json.loads(json.dumps({
+            "calibration": art.details.get("calibration", {}),
+            "budget": info["budget"],
+            "quality": {k: info["quality"][k] for k in QUALITY_FIELDS},
+            "float_units": info["float_units"],
+            "fallback": info["fallback"],
+            "report": "reports/quantization.json",
+        }))
+    return entry
 
 
 def build_manifest(target, ckpt, fusion, buckets, artifacts, goldens, reports, root) -> dict:

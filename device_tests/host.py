@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import platform
+import time
 from importlib import metadata
 from pathlib import Path
 
@@ -80,13 +81,47 @@ class HostDevice:
         path = Path(artifact.path)
         if not path.exists():
             raise DeviceError(f"{artifact.key}: artifact file {path} does not exist.")
-        runner = {
+        return feedback_loop(artifact, golden, self._runner(artifact)(artifact, path), f"{self.name} ({self.tier})")
+
+    def time_interleaved(
+        self, artifacts: list[Artifact], golden: Golden, warmup: int = 3, runs: int = 15
+    ) -> dict[str, list[float]]:
+        """Milliseconds per call of each artifact on the golden's first frame (state reset),
+        the artifacts timed in turn within each round (order alternating) so that machine load
+        and clock changes hit all alike: compare them as ratios of medians, not absolutes.
+
+        Raises:
+            DeviceError: an artifact cannot run here.
+        """
+        calls, feeds = {}, {}
+        for art in artifacts:
+            reason = self.why_not(art)
+            if reason:
+                raise DeviceError(f"{art.key} cannot run on {self.name} ({self.tier}): {reason}")
+            calls[art.key] = self._runner(art)(art, Path(art.path))
+            frame = golden.frames[0][None].astype(np.dtype(art.inputs[0].dtype))
+            second = art.inputs[1]
+            fill = 1.0 if art.state_form == "native" else 0.0  # a reset / an empty previous mask
+            feeds[art.key] = [frame, np.full(second.shape, fill, np.dtype(second.dtype))]
+        for _ in range(warmup):
+            for key, call in calls.items():
+                call(feeds[key])
+        times: dict[str, list[float]] = {key: [] for key in calls}
+        keys = list(calls)
+        for i in range(runs):
+            for key in keys if i % 2 == 0 else keys[::-1]:
+                t0 = time.perf_counter()
+                calls[key](feeds[key])
+                times[key].append((time.perf_counter() - t0) * 1e3)
+        return times
+
+    def _runner(self, artifact: Artifact):
+        return {
             "executorch": self._executorch,
             "onnx": self._onnxruntime,
             "ort": self._onnxruntime,
             "torchscript-lite": self._lite,
         }[artifact.format]
-        return feedback_loop(artifact, golden, runner(artifact, path), f"{self.name} ({self.tier})")
 
     # One runner per runtime: build the per-frame call ``inputs (numpy, declared order) ->
     # outputs (numpy, declared order)``; the state loop lives in base.feedback_loop.

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from backdrop.errors import ConfigError
+from backdrop.quantization.budget import AccuracyBudget
 from backdrop.registry import Registry
 
 
@@ -30,6 +31,7 @@ class Target:
         camera_format: the buffer layout the platform's camera delivers ("nv21" / "nv12").
         description: one line for people.
         entries: the artifacts to build.
+        budget: what its int8 artifacts must keep of the float model's masks (docs/quantization.md).
     """
 
     name: str
@@ -37,6 +39,7 @@ class Target:
     camera_format: str
     description: str
     entries: tuple[TargetEntry, ...]
+    budget: AccuracyBudget = AccuracyBudget()
 
     def __post_init__(self) -> None:
         if self.camera_format not in ("nv21", "nv12"):
@@ -54,7 +57,9 @@ TARGETS.add(
         "Android phones: ExecuTorch (XNNPACK) and ONNX Runtime Mobile (.onnx and .ort)",
         (
             TargetEntry("executorch", "fp32", ("native", "explicit")),
+            TargetEntry("executorch", "int8", ("native", "explicit")),
             TargetEntry("onnx", "fp32", ("explicit",)),
+            TargetEntry("onnx", "int8", ("explicit",)),
         ),
     ),
 )

@@ -49,7 +49,7 @@ def test_registered_with_its_capabilities():
     fmt = FORMATS.get("onnx")
     assert (fmt.name, fmt.runtime) == ("onnx", "onnxruntime")
     assert fmt.state_forms == ("explicit",)
-    assert fmt.precisions == ("fp32",)
+    assert fmt.precisions == ("fp32", "int8")
 
 
 def test_writes_onnx_and_ort_twin(exported):
@@ -136,8 +136,8 @@ def test_loop_with_fed_back_state_matches_pytorch(exported, model):
 
 
 def test_unsupported_precision_names_format_and_precision(model, tmp_path):
-    request = ExportRequest(model, BUCKET, "explicit", "int8", tmp_path)
-    with pytest.raises(ExportError, match=re.escape("Format 'onnx' cannot export precision 'int8'")):
+    request = ExportRequest(model, BUCKET, "explicit", "fp16", tmp_path)
+    with pytest.raises(ExportError, match=re.escape("Format 'onnx' cannot export precision 'fp16'")):
         FORMATS.get("onnx").export(request)
     assert not any(tmp_path.iterdir())
 

@@ -31,6 +31,8 @@ class ExportRequest:
         out_dir: the folder to write into (the target's ``<bucket>/`` folder); file names are
             the format's choice but must contain the state form and precision.
         format: the registered format name that handles the request.
+        float_units: int8 only: quantization units (:func:`backdrop.quantization.units.quant_units`)
+            kept in float, chosen by the fallback search when plain int8 misses its budget.
     """
 
     model: Segmenter
@@ -39,6 +41,7 @@ class ExportRequest:
     precision: str
     out_dir: Path
     format: str = ""
+    float_units: tuple[str, ...] = ()
 
 
 class Format(Protocol):
@@ -53,6 +56,15 @@ class Format(Protocol):
         """Write the artifact(s) for ``request`` and describe them (ONNX also writes its
         ORT-format twin, hence a list). Raises ExportError naming op and format when the
         format cannot take the model."""
+        ...
+
+
+class Int8Format(Format, Protocol):
+    """A format with an int8 precision also offers a probe for the fallback search."""
+
+    def int8_probe(self, request: ExportRequest):
+        """A :class:`backdrop.quantization.fallback.Int8Probe` for ``request``'s model and bucket
+        (explicit state, calibrated as the real export is)."""
         ...
 
 

@@ -78,10 +78,17 @@ class ExecuTorchFormat:
 
             calibration = cached_calibration_inputs(request.model, b)
             try:
-                wrapper = quantize_for_xnnpack(wrapper, inputs_, calibration)
+                wrapper = quantize_for_xnnpack(wrapper, inputs_, calibration, float_units=request.float_units)
             except QuantizationError as e:
                 raise ExportError(f"ExecuTorch int8 of {b.name}/{request.state_form}: {e}") from e
             details["calibration"] = calibration.describe()
+            details["quantization"] = {
+                "scheme": "PT2E static, XNNPACKQuantizer (symmetric config)",
+                "weights": "int8 symmetric, per output channel",
+                "activations": "int8 per tensor, affine, MinMax observers",
+                "float_units": list(request.float_units),
+                "float_ops": wrapper.meta["backdrop_float_ops"],
+            }
         try:
             with torch.no_grad():
                 ep = torch.export.export(wrapper, inputs_)
@@ -121,6 +128,44 @@ class ExecuTorchFormat:
                 },
             )
         ]
+
+    def int8_probe(self, request: ExportRequest) -> XnnpackInt8Probe:
+        """The fallback search's probe: the PT2E-converted graph run in torch (quantize /
+        dequantize simulated in float, as XNNPACK's int8 kernels compute it up to rounding)."""
+        return XnnpackInt8Probe(request)
+
+
+class XnnpackInt8Probe:
+    """:class:`backdrop.quantization.fallback.Int8Probe` for ExecuTorch/XNNPACK int8."""
+
+    runtime = "PT2E reference graph in torch (explicit state)"
+
+    def __init__(self, request: ExportRequest) -> None:
+        from backdrop.quantization.calibration import cached_calibration_inputs
+        from backdrop.quantization.units import quant_units
+
+        self.request = request
+        self.units = tuple(quant_units(request.model))
+        self.calibration = cached_calibration_inputs(request.model, request.bucket)
+
+    def build(self, float_units, quantize_rest: bool = True):
+        from backdrop.quantization.xnnpack_int8 import quantize_for_xnnpack
+
+        b = self.request.bucket
+        gm = quantize_for_xnnpack(
+            wrap(self.request.model, "explicit", b.height, b.width),
+            example_inputs("explicit", b.height, b.width),
+            self.calibration,
+            float_units=tuple(float_units),
+            quantize_rest=quantize_rest,
+        )
+
+        def step(frame, prev_mask):
+            with torch.no_grad():
+                mask, _ = gm(torch.from_numpy(frame), torch.from_numpy(prev_mask))
+            return mask.numpy()
+
+        return step
 
 
 FORMATS.add("executorch", ExecuTorchFormat())

@@ -1,0 +1,223 @@
+"""The int8 stage of the export pipeline: accuracy budget, float fallback, quantization report.
+
+For every int8 request the pipeline hands over the exported artifacts; here the primary one
+(the ``.pte``, the ``.onnx``) is run on the host over the bucket's golden sequence with its own
+state fed back and compared with the float reference (:mod:`backdrop.quantization.budget`).
+The artifact is accepted when the target's budget holds *and* every frame meets the int8
+parity floors (device_tests/parity.py). Otherwise the fallback search
+(:mod:`backdrop.quantization.fallback`) ranks the model's units by sensitivity on the format's
+probe, picks the fewest most-sensitive units to keep in float, and the artifact is exported
+again with them; that is repeated past any count whose real artifact still misses. The
+decision is per bucket and format, so the other state form of the same bucket reuses it.
+
+Everything measured lands in ``Artifact.details["int8"]`` (-> the manifest's per-artifact
+``quantization`` entry) and in ``reports/quantization.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from backdrop.export.artifact import Artifact
+from backdrop.export.formats import FORMATS, ExportError, ExportRequest
+from backdrop.fsutil import atomic_write
+from backdrop.quantization.budget import AccuracyBudget, Quality, measure_quality
+from backdrop.quantization.fallback import FallbackError, FallbackSearch, Trial, search_fallback
+
+REPORT_SCHEMA = "backdrop-quantization/1"
+SPEEDUP_TARGET = 1.8
+"""ExecuTorch int8 over fp32 on every bucket (issue 6); the report names what holds it back."""
+SIZE_TARGET = 0.3
+LATENCY_WARMUP, LATENCY_RUNS = 3, 15
+
+
+def parity_floor_misses(q: Quality, thresholds) -> list[str]:
+    """The per-frame parity floors of the int8 precision, as budget-style reasons."""
+    out = []
+    if q.iou_min < thresholds.min_iou:
+        out.append(f"a frame's IoU {q.iou_min:.4f} < parity floor {thresholds.min_iou}")
+    if q.boundary_iou_min < thresholds.min_boundary_iou:
+        out.append(f"a frame's Boundary IoU {q.boundary_iou_min:.4f} < parity floor {thresholds.min_boundary_iou}")
+    if q.max_abs_error > thresholds.max_abs_error:
+        out.append(f"max |error| {q.max_abs_error:.3f} > parity floor {thresholds.max_abs_error}")
+    return out
+
+
+@dataclass
+class Int8Stage:
+    """Acceptance state shared across the requests of one export (one search per bucket+format)."""
+
+    budget: AccuracyBudget
+    device: object
+    thresholds: object
+    export: Callable[[ExportRequest], list[Artifact]]
+    log: Callable[[str], None]
+    searches: dict[tuple[str, str], FallbackSearch] = field(default_factory=dict)
+
+    def _floor_misses(self, q: Quality) -> list[str]:
+        return parity_floor_misses(q, self.thresholds)
+
+    def _misses(self, q: Quality) -> list[str]:
+        return q.misses(self.budget) + self._floor_misses(q)
+
+    def accept(self, request: ExportRequest, made: list[Artifact], golden) -> list[Artifact]:
+        """The artifacts of ``request`` that meet the budget (re-exported with units in float
+        when needed). Raises ExportError when no allowed fallback meets it."""
+        key = (request.bucket.name, request.format)
+        if not self.device.can_run(made[0]):
+            self.log(f"[{key[0]}] {made[0].key}: int8 budget not checked: {self.device.why_not(made[0])}")
+            return made
+        search = self.searches.get(key)
+        if search is not None and search.float_units != request.float_units:
+            request = replace(request, float_units=search.float_units)
+            self.log(f"[{key[0]}] {request.format}-int8-{request.state_form}: re-export with the float units chosen for this bucket")
+            made = self.export(request)
+        first_misses: list[str] | None = None
+        while True:
+            art = made[0]
+            masks = self.device.run_sequence(art, golden)
+            q = measure_quality(masks, golden)
+            misses = self._misses(q)
+            if first_misses is None:
+                first_misses = misses
+            if search is not None:
+                search.trials.append(Trial(request.float_units, q, misses, f"{art.runtime} artifact"))
+            if not misses:
+                break
+            self.log(f"[{key[0]}] {art.key}: int8 misses its budget ({'; '.join(misses)}); fallback search")
+            if search is None:
+                search = self.searches[key] = FallbackSearch(self.budget, self._floor_misses)
+                search.trials.append(Trial(request.float_units, q, misses, f"{art.runtime} artifact"))
+            probe = FORMATS.get(request.format).int8_probe(request)
+            try:
+                search_fallback(probe, golden, search, start=len(request.float_units) + 1, log=self.log)
+            except FallbackError as e:
+                raise ExportError(f"{art.key}: {e}") from e
+            request = replace(request, float_units=search.float_units)
+            made = self.export(request)
+        info = {
+            "budget": self.budget.to_dict(),
+            "quality": q.to_dict(),
+            "float_units": list(request.float_units),
+            "fallback": (
+                "none: plain int8 meets the budget"
+                if not request.float_units
+                else f"kept the {len(request.float_units)} most sensitive unit(s) in float; plain int8 missed: "
+                + "; ".join(first_misses or ["(decided on the other state form of this bucket)"])
+            ),
+            "search": search.to_dict() if search is not None else None,
+        }
+        for a in made:
+            a.details["int8"] = info
+        return made
+
+
+def _fp32_twin(art: Artifact, artifacts: list[Artifact]) -> Artifact | None:
+    for a in artifacts:
+        if (a.bucket.name, a.format, a.state_form, a.precision) == (art.bucket.name, art.format, art.state_form, "fp32"):
+            return a
+    return None
+
+
+def quantization_rows(artifacts: list[Artifact], goldens: dict, device) -> list[dict]:
+    """One row per int8 artifact: size and host latency against its fp32 twin, quality, fallback."""
+    rows = []
+    for art in artifacts:
+        if art.precision != "int8":
+            continue
+        twin = _fp32_twin(art, artifacts)
+        info = art.details.get("int8")
+        row = {
+            "key": art.key,
+            "bucket": art.bucket.name,
+            "format": art.format,
+            "state_form": art.state_form,
+            "size_bytes": art.size_bytes(),
+            "fp32_key": twin.key if twin else None,
+            "fp32_size_bytes": twin.size_bytes() if twin else None,
+            "size_ratio": art.size_bytes() / twin.size_bytes() if twin else None,
+            "latency_ms_median": None,
+            "speedup": None,
+            "calibration": art.details.get("calibration"),
+            "quantization": art.details.get("quantization"),
+            "int8": info,
+        }
+        if twin is not None and device.can_run(art) and device.can_run(twin):
+            times = device.time_interleaved([twin, art], goldens[art.bucket.name], LATENCY_WARMUP, LATENCY_RUNS)
+            med = {"fp32": statistics.median(times[twin.key]), "int8": statistics.median(times[art.key])}
+            row["latency_ms_median"] = med
+            row["latency_runs"] = LATENCY_RUNS
+            row["speedup"] = med["fp32"] / med["int8"]
+        rows.append(row)
+    return rows
+
+
+def write_quantization_report(rows: list[dict], budget: AccuracyBudget, device_name: str, out_dir: Path) -> None:
+    """reports/quantization.json (machines) and quantization.md (people)."""
+    doc = {"schema": REPORT_SCHEMA, "budget": budget.to_dict(), "device": device_name,
+           "targets": {"executorch_speedup": SPEEDUP_TARGET, "size_ratio": SIZE_TARGET}, "artifacts": rows}
+    with atomic_write(out_dir / "quantization.json", "w") as f:
+        f.write(json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n")
+    lines = [
+        "# Quantization (int8 against float)",
+        "",
+        f"Budget (mean over each bucket's golden frames, int8 vs the float model): IoU >= {budget.min_iou}, "
+        f"Boundary IoU >= {budget.min_boundary_iou}, temporal IoU at most {budget.max_temporal_drop} below float's; "
+        f"fallback may keep up to {budget.max_float_fraction:.0%} of the units in float. Host: {device_name}; "
+        f"latency is the median of {LATENCY_RUNS} interleaved runs against the fp32 twin (a ratio from one run).",
+        "",
+        "| artifact | size vs fp32 | speed-up vs fp32 | IoU mean / min | Boundary IoU mean / min | temporal IoU float / int8 | units in float |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        q = r["int8"]["quality"] if r["int8"] else None
+        size = f"{r['size_ratio']:.3f}x" if r["size_ratio"] else "n/a"
+        speed = f"{r['speedup']:.2f}x" if r["speedup"] else "n/a"
+        floats = ", ".join(r["int8"]["float_units"]) if r["int8"] and r["int8"]["float_units"] else "none"
+        if q:
+            lines.append(
+                f"| {r['key']} | {size} | {speed} | {q['iou_mean']:.4f} / {q['iou_min']:.4f} | "
+                f"{q['boundary_iou_mean']:.4f} / {q['boundary_iou_min']:.4f} | "
+                f"{q['temporal_iou_float']:.4f} / {q['temporal_iou']:.4f} | {floats} |"
+            )
+    lines += ["", "## Fallback decisions", ""]
+    for r in rows:
+        if r["int8"]:
+            lines.append(f"- {r['key']}: {r['int8']['fallback']}")
+    searched = {}  # one section per search (the rows of a bucket and format share one)
+    for r in rows:
+        s = (r["int8"] or {}).get("search")
+        if s and id(s) not in searched:
+            searched[id(s)] = (r["key"], s)
+    for key, s in searched.values():
+        lines += ["", f"### Sensitivity: {key} (and the other files of its bucket and format)", "",
+                  "Each unit quantized alone, mean |probability error| against float (most sensitive first):", ""]
+        lines += [f"{i + 1}. {x['unit']}: {x['mean_abs_error']:.2e}" for i, x in enumerate(s["ranking"][:10])]
+        lines += ["", "Trials:", ""]
+        for t in s["trials"]:
+            verdict = "; ".join(t["misses"]) or "budget holds"
+            lines.append(f"- {len(t['float_units'])} unit(s) in float, on {t['on']}: {verdict}")
+    slow = [r for r in rows if r["format"] == "executorch" and r["speedup"] is not None and r["speedup"] < SPEEDUP_TARGET]
+    if slow:
+        ops = (slow[0]["quantization"] or {}).get("float_ops", {})
+        lines += [
+            "",
+            f"## Below the {SPEEDUP_TARGET}x ExecuTorch speed-up target",
+            "",
+            f"{len(slow)} ExecuTorch int8 artifact(s) are under {SPEEDUP_TARGET}x here. Ops the quantizer leaves in "
+            "float run in fp32 inside the XNNPACK delegate, with a dequantize/quantize pair around each:",
+            "",
+        ]
+        lines += [f"- `{name}` x{v['count']}: {v['why']}" for name, v in ops.items()]
+    big = [r for r in rows if r["size_ratio"] is not None and r["size_ratio"] > SIZE_TARGET]
+    if big:
+        lines += ["", f"Size above {SIZE_TARGET}x of fp32: " + ", ".join(f"{r['key']} ({r['size_ratio']:.3f}x)" for r in big)]
+    with atomic_write(out_dir / "quantization.md", "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+__all__ = ["Int8Stage", "SPEEDUP_TARGET", "quantization_rows", "write_quantization_report"]
