@@ -144,7 +144,7 @@ def export_target(spec: ExportSpec, log: Callable[[str], None] = _log) -> Export
             for entry in target.entries
             for form in entry.state_forms
         ]
-        from backdrop.int8_stage import Int8Stage, quantization_rows, write_quantization_report
+        from backdrop.int8_stage import COMPRESSED_PRECISIONS, Int8Stage, quantization_rows, write_quantization_report
 
         int8 = Int8Stage(budget, device, thresholds_for("int8"), lambda r: _export_one(r)[0], log)
         for request, made, seconds in _run_exports(requests, spec.jobs, log):
@@ -165,8 +165,8 @@ def export_target(spec: ExportSpec, log: Callable[[str], None] = _log) -> Export
         if any(a.format == "executorch" for a in artifacts):
             write_delegation_report(artifacts, reports)
             report_paths["delegation"] = "reports/delegation.json"
-        if any(a.precision == "int8" for a in artifacts):
-            log("int8: timing against the fp32 twins for reports/quantization.md")
+        if any(a.precision in COMPRESSED_PRECISIONS for a in artifacts):
+            log("int8: timing against the float twins for reports/quantization.md")
             rows = quantization_rows(artifacts, {k: v[1] for k, v in goldens.items()}, device)
             write_quantization_report(rows, budget, f"{device.name} ({device.tier})", reports)
             report_paths["quantization"] = "reports/quantization.json"
@@ -292,7 +292,7 @@ def _artifact_entry(art: Artifact, root: Path) -> dict:
         "verification": verification,
         "details": json.loads(json.dumps(art.details, default=str)),
     }
-    if art.precision == "int8" and "int8" in art.details:
+    if art.precision == "int8" and (art.details.get("int8") or {}).get("quality"):
         info = art.details["int8"]
         entry["quantization"] = json.loads(json.dumps({
             "calibration": art.details.get("calibration", {}),

@@ -1,7 +1,4 @@
-"""Targets: a device family and the artifacts it needs. The only place formats combine.
-
-The README's target table is generated from this registry (scripts/targets_table.py).
-"""
+"""Targets: a device family and the artifacts it needs. The only place formats combine."""
 
 from __future__ import annotations
 
@@ -72,6 +69,8 @@ TARGETS.add(
         "iPhones: Core ML (stateful for iOS 18, explicit-state for iOS 16) and ExecuTorch (XNNPACK)",
         (
             TargetEntry("coreml", "fp16", ("native", "explicit")),
+            TargetEntry("coreml", "int8", ("native", "explicit")),
+            TargetEntry("coreml", "palette6", ("native", "explicit")),
             TargetEntry("executorch", "fp32", ("native", "explicit")),
         ),
     ),

@@ -3,7 +3,8 @@
 The search is format-independent; a format supplies an :class:`Int8Probe` that can quantize
 any subset of the model's units (quantization/units.py) and run one frame of the result.
 
-1. Sensitivity: each unit quantized *alone* (everything else float, ops outside units float),
+1. Sensitivity: each unit quantized *alone* (everything else float; the ops outside every
+   unit are one more unit, ``"rest"``),
    the golden rolled through it with its own state fed back, scored by the mean absolute
    error of its probabilities against the float reference (a continuous score: one unit
    alone rarely flips a thresholded pixel, so IoU would tie).
@@ -37,16 +38,16 @@ class Int8Probe(Protocol):
     """A format's way to try int8 variants quickly (explicit state, in memory).
 
     Attributes:
-        units: every unit of the model, in order.
+        units: every unit of the model, in order, and ``"rest"`` (units.REST).
         runtime: what the probe runs on (for the report), e.g. "PT2E reference (torch)".
     """
 
     units: tuple[str, ...]
     runtime: str
 
-    def build(self, float_units: Collection[str], quantize_rest: bool = True) -> StepFn:
-        """int8 with ``float_units`` kept in float; ``quantize_rest`` says whether ops outside
-        every unit (the decoder's resizes and adds, the wrapper's concat) are quantized."""
+    def build(self, float_units: Collection[str]) -> StepFn:
+        """int8 with ``float_units`` kept in float (``"rest"`` among them: the ops outside every
+        unit, i.e. the wrapper's concat and the decoder's resizes and adds, too)."""
         ...
 
 
@@ -102,7 +103,7 @@ def rank_units(probe: Int8Probe, golden, log: Callable[[str], None] = lambda m: 
     units = tuple(probe.units)
     for i, unit in enumerate(units):
         others = [u for u in units if u != unit]
-        masks = run_explicit(probe.build(others, quantize_rest=False), golden)
+        masks = run_explicit(probe.build(others), golden)
         q = measure_quality(masks, golden)
         out.append(Sensitivity(unit, q.mean_abs_error, q.iou_mean, q.boundary_iou_mean))
         log(f"  sensitivity {i + 1}/{len(units)}: {unit}: mean |error| {q.mean_abs_error:.2e}")

@@ -11,6 +11,9 @@ keeps ``nn_module_stack`` (qualified names ``model.<unit>...``, ``model`` being 
 wrapper's attribute), the ONNX exporter ``pkg.torch.onnx.name_scopes`` (the same names).
 :func:`unit_of` maps such a list of qualified names to the unit, or None for ops outside any
 unit (the wrapper's concat, sigmoid, the decoder's resizes and adds).
+
+Those ops form one more unit for the fallback, :data:`REST`: ``float_units`` containing
+``"rest"`` keeps every op outside the named units in float too.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ from collections.abc import Iterable, Sequence
 from torch import nn
 
 from backdrop.errors import ConfigError
+
+REST = "rest"
+"""The pseudo-unit of every op outside the model's units (input concat, decoder resizes/adds)."""
 
 WRAPPER_PREFIX = "model."
 """The export wrappers hold the segmenter as ``self.model`` (export/wrappers.py)."""
@@ -44,14 +50,19 @@ def quant_units(model: nn.Module) -> list[str]:
     return units
 
 
+def fallback_units(model: nn.Module) -> list[str]:
+    """What the fallback search ranks: the model's units and :data:`REST`."""
+    return [*quant_units(model), REST]
+
+
 def check_units(model: nn.Module, names: Iterable[str]) -> tuple[str, ...]:
-    """``names`` as a tuple, after checking each is a unit of ``model``.
+    """``names`` as a tuple, after checking each is a unit of ``model`` or :data:`REST`.
 
     Raises:
         ConfigError: a name that is not a unit (the message lists the valid ones).
     """
     names = tuple(names)
-    valid = quant_units(model)
+    valid = fallback_units(model)
     unknown = [n for n in names if n not in valid]
     if unknown:
         raise ConfigError(
@@ -69,4 +80,4 @@ def unit_of(qualified_names: Sequence[str], units: Iterable[str]) -> str | None:
     return None
 
 
-__all__ = ["WRAPPER_PREFIX", "check_units", "quant_units", "unit_of"]
+__all__ = ["REST", "WRAPPER_PREFIX", "check_units", "fallback_units", "quant_units", "unit_of"]

@@ -29,7 +29,7 @@ from torch.fx import Node
 
 from backdrop.errors import BackdropError
 from backdrop.quantization.calibration import CalibrationSet
-from backdrop.quantization.units import check_units, quant_units, unit_of
+from backdrop.quantization.units import REST, check_units, quant_units, unit_of
 
 
 class QuantizationError(BackdropError):
@@ -48,10 +48,11 @@ def _state_form(wrapper: nn.Module) -> str:
     )
 
 
-def _node_filter(float_units: Collection[str], units: Collection[str], quantize_rest: bool) -> Callable[[Node], bool]:
+def _node_filter(float_units: Collection[str], units: Collection[str]) -> Callable[[Node], bool]:
     """Which graph nodes the quantizer may annotate: not those of ``float_units``; those outside
-    every unit only when ``quantize_rest``."""
+    every unit only when ``float_units`` does not name :data:`REST`."""
     float_units = frozenset(float_units)
+    quantize_rest = REST not in float_units
 
     def keep(node: Node) -> bool:
         stack = node.meta.get("nn_module_stack") or {}
@@ -158,7 +159,6 @@ def quantize_for_xnnpack(
     example_inputs: Sequence[torch.Tensor],
     calibration: CalibrationSet,
     float_units: Collection[str] = (),
-    quantize_rest: bool = True,
 ) -> torch.fx.GraphModule:
     """The int8 PT2E graph of ``wrapper`` calibrated on ``calibration``.
 
@@ -168,9 +168,8 @@ def quantize_for_xnnpack(
         example_inputs: the wrapper's export inputs (:func:`backdrop.export.wrappers.example_inputs`).
         calibration: real frames with the states the float model fed them, for the same bucket.
         float_units: quantization units (quantization/units.py) left in float: XNNPACK runs
-            them in fp32 inside the same delegate, with quantize/dequantize at their edges.
-        quantize_rest: whether ops outside every unit are quantized (False only for the
-            sensitivity analysis, which quantizes one unit at a time).
+            them in fp32 inside the same delegate, with quantize/dequantize at their edges;
+            ``"rest"`` (:data:`~backdrop.quantization.units.REST`) means the ops outside every unit.
 
     Returns:
         The converted (quantize/dequantize) ``GraphModule``; export it with
@@ -193,8 +192,8 @@ def quantize_for_xnnpack(
         )
     units = quant_units(wrapper.model)
     keep = None
-    if float_units or not quantize_rest:
-        keep = _node_filter(check_units(wrapper.model, float_units), units, quantize_rest)
+    if float_units:
+        keep = _node_filter(check_units(wrapper.model, float_units), units)
     quantizer = _make_quantizer(keep).set_global(get_symmetric_quantization_config(is_per_channel=True))
     step = "torch.export"
     try:

@@ -38,7 +38,7 @@ def test_failed_export_leaves_nothing_and_keeps_previous(tmp_path, lite_checkpoi
     (previous / "manifest.json").write_text("{}")
 
     class Broken:
-        name, runtime, state_forms, precisions = "executorch", "x", ("native", "explicit"), ("fp32",)
+        name, runtime, state_forms, precisions = "executorch", "x", ("native", "explicit"), ("fp32", "int8")
 
         def export(self, request):
             raise ExportError("XNNPACK cannot take aten.frobnicate in small_4x3/native")

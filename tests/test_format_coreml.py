@@ -93,7 +93,7 @@ def test_registered():
     assert isinstance(fmt, CoreMLFormat)
     assert (fmt.name, fmt.runtime) == ("coreml", "coreml")
     assert set(fmt.state_forms) == {"native", "explicit"}
-    assert fmt.precisions == ("fp16",)
+    assert fmt.precisions == ("fp16", "int8", "palette6")  # compressed ones: test_coreml_compression.py
 
 
 @pytest.mark.parametrize("form", ["native", "explicit"])
@@ -184,6 +184,14 @@ def test_validator_catches_wrong_state_form(lite_native):
     assert "backdrop.state_form is 'native', expected 'explicit'" in text
 
 
+def test_validator_catches_wrong_precision(lite_explicit):
+    # An fp16 package claimed as compressed: no compressed weights, metadata disagrees.
+    art = lite_explicit
+    text = "\n".join(validate_coreml_spec(art.path, dataclasses.replace(art, precision="palette6")).errors)
+    assert "a palette6 package has no compressed weights (no constexpr_lut_to_dense op)" in text
+    assert "metadata backdrop.precision is 'fp16', expected 'palette6'" in text
+
+
 def test_validator_rejects_flexible_shape(lite_explicit, tmp_path):
     art = lite_explicit
     copy = tmp_path / art.path.name
@@ -228,6 +236,7 @@ def test_validator_rejects_replicate_pad_outside_last_two_dims(tmp_path):
 
     mlmodel = ct.convert(prog, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS16)
     mlmodel.user_defined_metadata["backdrop.state_form"] = "explicit"
+    mlmodel.user_defined_metadata["backdrop.precision"] = "fp16"
     path = tmp_path / "pad.mlpackage"
     mlmodel.save(str(path))
     spec8 = TensorSpec("frame", (1, 3, 8, 8), "float16", "NCHW", (0.0, 1.0), "test")
@@ -243,8 +252,8 @@ def test_validator_rejects_replicate_pad_outside_last_two_dims(tmp_path):
 @pytest.mark.parametrize(
     ("precision", "form", "message"),
     [
-        ("int8", "native", "Format 'coreml' cannot export precision 'int8' yet; supported: fp16."),
-        ("fp32", "explicit", "Format 'coreml' cannot export precision 'fp32' yet; supported: fp16."),
+        ("bf16", "native", "Format 'coreml' cannot export precision 'bf16'; supported: fp16, int8, palette6."),
+        ("fp32", "explicit", "Format 'coreml' cannot export precision 'fp32'; supported: fp16, int8, palette6."),
         ("fp16", "stateless", "Format 'coreml' has no state form 'stateless'; supported: native, explicit."),
     ],
 )

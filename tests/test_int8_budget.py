@@ -48,7 +48,7 @@ class FakeProbe:
         self.units = tuple(self.ERRORS)
         self.builds = 0
 
-    def build(self, float_units, quantize_rest=True):
+    def build(self, float_units):
         self.builds += 1
         grow = sum(e for u, e in self.ERRORS.items() if u not in float_units)
 
@@ -156,9 +156,9 @@ def test_pt2e_units_kept_in_float_have_no_quantized_ops(carphone_path):
     everything, float_ops = q_ops()
     assert everything > 20
     assert float_ops["hardswish"]["why"].startswith("the XNNPACK partitioner lowers hardswish in FP32 only")
-    nothing, _ = q_ops(float_units=units, quantize_rest=False)
+    nothing, _ = q_ops(float_units=[*units, "rest"])
     assert nothing == 0  # the padding's cat and slices too, which the quantizer's own filter misses
-    one, _ = q_ops(float_units=[u for u in units if u != "head"], quantize_rest=False)
+    one, _ = q_ops(float_units=[u for u in units if u != "head"] + ["rest"])
     assert 0 < one < everything
     with pytest.raises(ConfigError, match="Unknown quantization unit"):
         q_ops(float_units=["encoder.nope"])

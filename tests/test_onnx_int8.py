@@ -199,7 +199,7 @@ def test_probe_is_an_int8_probe(probe, model):
     # Int8Probe's members (a Protocol, not runtime-checkable): the annotated attributes and build.
     for name in (*Int8Probe.__annotations__, "build"):
         assert hasattr(probe, name), name
-    assert probe.units == tuple(quant_units(model)) and len(probe.units) == 23
+    assert probe.units == (*quant_units(model), "rest") and len(probe.units) == 24
     assert probe.runtime == "onnxruntime (CPU EP, QDQ)"
 
 
@@ -218,10 +218,10 @@ def test_probe_quality_and_the_artifact_matches_it(probe, golden, int8):
     assert q_all.temporal_drop <= 0.05
 
     one = [u for u in probe.units if u != ONE_UNIT]
-    q_one = measure_quality(run_explicit(probe.build(one, quantize_rest=False), golden), golden)
+    q_one = measure_quality(run_explicit(probe.build(one), golden), golden)
     assert 1e-3 < q_one.mean_abs_error < q_all.mean_abs_error / 2, (q_one.mean_abs_error, q_all.mean_abs_error)
     # Everything in float: the float graph in ONNX Runtime.
-    q_none = measure_quality(run_explicit(probe.build(probe.units, quantize_rest=False), golden), golden)
+    q_none = measure_quality(run_explicit(probe.build(probe.units), golden), golden)
     assert q_none.max_abs_error < 1e-4
 
     assert not list(Path(tempfile.gettempdir()).glob("backdrop-onnx-int8-probe-*")), "probe scratch files left"

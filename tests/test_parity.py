@@ -276,7 +276,7 @@ def test_thresholds_per_precision_and_validation():
     assert thresholds_for("fp32") == Thresholds()
     assert all(thresholds_for(p).min_iou == 0.99 for p in ("fp32", "fp16", "int8"))
     assert thresholds_for("fp16").max_abs_error > thresholds_for("fp32").max_abs_error
-    with pytest.raises(ConfigError, match="No parity thresholds for precision 'fp8'; known: fp32, fp16, int8"):
+    with pytest.raises(ConfigError, match="No parity thresholds for precision 'fp8'; known: fp32, fp16, int8, palette6"):
         thresholds_for("fp8")
     with pytest.raises(ConfigError, match="min_iou must be in"):
         Thresholds(min_iou=1.5)

@@ -26,6 +26,15 @@ def export_command(
     ] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="dist folder; the target lands in OUT/<target>/.")] = Path("dist"),
     fmt: FormatOpt = "text",
+    int8_min_iou: Annotated[
+        float | None, typer.Option("--int8-min-iou", help="int8 budget: mean IoU against float over the goldens (target default 0.97).")
+    ] = None,
+    int8_min_boundary_iou: Annotated[
+        float | None, typer.Option("--int8-min-boundary-iou", help="int8 budget: mean Boundary IoU against float (default 0.90).")
+    ] = None,
+    int8_max_temporal_drop: Annotated[
+        float | None, typer.Option("--int8-max-temporal-drop", help="int8 budget: how far temporal IoU may fall below float's (default 0.01).")
+    ] = None,
 ) -> None:
     """Export one fixed-shape artifact per bucket and format for a target, verify each against
     the float reference on real golden frames, and write OUT/<target>/manifest.json.
@@ -33,14 +42,28 @@ def export_command(
     Targets: android-arm64 (ExecuTorch + ONNX Runtime), ios-arm64 (Core ML + ExecuTorch),
     android-arm64-legacy (PyTorch Lite). A failed export leaves no half-written folder.
 
+    int8 artifacts must meet the target's accuracy budget; when they miss it, the most
+    sensitive layers are kept in float until they do (reports/quantization.md says which).
+
     Example: backdrop export --target android-arm64
     """
+    from dataclasses import replace
+
     from backdrop.buckets import load_buckets
+    from backdrop.export.targets import TARGETS
     from backdrop.pipeline import ExportSpec, export_target
 
     fmt = check_format(fmt)
     names = tuple(n.strip() for n in bucket_names.split(",") if n.strip()) if bucket_names is not None else None
-    spec = ExportSpec(target=target, checkpoint=checkpoint, buckets=load_buckets(buckets), only_buckets=names, out_root=out)
+    overrides = {
+        k: v
+        for k, v in (("min_iou", int8_min_iou), ("min_boundary_iou", int8_min_boundary_iou), ("max_temporal_drop", int8_max_temporal_drop))
+        if v is not None
+    }
+    budget = replace(TARGETS.get(target).budget, **overrides) if overrides else None
+    spec = ExportSpec(
+        target=target, checkpoint=checkpoint, buckets=load_buckets(buckets), only_buckets=names, out_root=out, budget=budget
+    )
     result = export_target(spec)
     if fmt == "json":
         typer.echo(json.dumps({

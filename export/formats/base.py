@@ -27,7 +27,7 @@ class ExportRequest:
         model: the float model (eval mode; BatchNorm already fused where the format wants).
         bucket: the fixed input size.
         state_form: "explicit" or "native".
-        precision: "fp32", "fp16" or "int8".
+        precision: "fp32", "fp16", "int8" or "palette6" (Core ML 6-bit palettized weights).
         out_dir: the folder to write into (the target's ``<bucket>/`` folder); file names are
             the format's choice but must contain the state form and precision.
         format: the registered format name that handles the request.

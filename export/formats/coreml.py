@@ -1,4 +1,4 @@
-"""Core ML ``.mlpackage`` (ML program, fp16) for iPhones, and its spec check for Linux hosts.
+"""Core ML ``.mlpackage`` (ML program computing in fp16) for iPhones, and its spec check for Linux hosts.
 
 Two artifacts per bucket, one per state form (export/wrappers.py):
 
@@ -8,6 +8,24 @@ Two artifacts per bucket, one per state form (export/wrappers.py):
   it to every prediction; it resets by passing ``reset = 1`` or by making a fresh state.
 - ``explicit`` -> ``model-coreml-fp16-explicit.mlpackage``, iOS 16 / macOS 13: inputs
   ``frame``, ``prev_mask``; outputs ``mask``, ``next_mask``; the app feeds ``next_mask`` back.
+
+Three precisions, all computing in fp16 (``compute_precision=FLOAT16``):
+
+- ``fp16``: fp16 weights.
+- ``int8`` -> ``model-coreml-int8-<form>.mlpackage``: weight-only linear quantization (int8,
+  symmetric, one scale per output channel) of the fp16 program with
+  ``coremltools.optimize.coreml.linear_quantize_weights``; Core ML dequantizes the weights to
+  fp16 when it loads the model (``constexpr_affine_dequantize`` on iOS 16,
+  ``constexpr_blockwise_shift_scale`` in an iOS 18 program).
+- ``palette6`` -> ``model-coreml-palette6-<form>.mlpackage``: 6-bit k-means palettization (one
+  64-entry fp16 lookup table per weight tensor) with ``palettize_weights``
+  (``constexpr_lut_to_dense``).
+
+Both are iOS 16 features of ML programs, so the deployment targets stay those of the state
+forms. Weight tensors of at most :data:`WEIGHT_THRESHOLD` elements, and every bias (rank 1),
+stay fp16. Activations are not quantized: activation calibration runs the model
+(``MLModel.predict``), which needs macOS. The weight error of a compressed artifact is
+measured here (:func:`compressed_weights_error`, fp16 weights read back from the package).
 
 Every input, output and state is **float16** (``MLMultiArrayDataType.float16``, iOS 16+),
 not float32: the model computes in fp16 anyway (``compute_precision=FLOAT16``, what the Neural
@@ -41,6 +59,7 @@ import shutil
 import sys
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,8 +72,33 @@ from backdrop.export.formats.base import FORMATS, ExportError, ExportRequest
 from backdrop.export.wrappers import STATE_FORMS, example_inputs, wrap
 
 # Per state form: the coremltools deployment target, also the artifact's ``min_os`` (the
-# same model runs from macOS 15 / macOS 13 respectively).
+# same model runs from macOS 15 / macOS 13 respectively). The same for every precision: the
+# compressed-weight ops of ML programs (constexpr_*) exist from iOS 16, and coremltools picks
+# their iOS 18 versions in the native form's iOS 18 program.
 DEPLOYMENT_TARGETS = {"native": "iOS18", "explicit": "iOS16"}
+
+WEIGHT_THRESHOLD = 2048
+"""Weight tensors with at most this many elements stay fp16 in the compressed precisions
+(coremltools' ``weight_threshold``, its default); biases and other rank-1 consts always do."""
+
+COMPRESSION = {
+    "int8": {
+        "method": "coremltools.optimize.coreml.linear_quantize_weights",
+        "config": {"mode": "linear_symmetric", "dtype": "int8", "granularity": "per_channel", "weight_threshold": WEIGHT_THRESHOLD},
+        "ops": ("constexpr_affine_dequantize", "constexpr_blockwise_shift_scale"),
+    },
+    "palette6": {
+        "method": "coremltools.optimize.coreml.palettize_weights",
+        "config": {"mode": "kmeans", "nbits": 6, "granularity": "per_tensor", "weight_threshold": WEIGHT_THRESHOLD},
+        "ops": ("constexpr_lut_to_dense",),
+    },
+}
+"""Weight compression per precision: the coremltools function, its op config (as passed) and
+the MIL ops that hold the compressed weights in the saved program. ``fp16`` has none."""
+
+ACTIVATIONS_NOTE = (
+    "fp16, not quantized: activation quantization calibrates with MLModel.predict, which needs macOS"
+)
 
 IO_DTYPE = "float16"
 """dtype of every input, output and state (see the module docstring for why)."""
@@ -100,9 +144,8 @@ class CoreMLFormat:
     name = "coreml"
     runtime = "coreml"
     state_forms = ("native", "explicit")
-    # Weight quantization (int8 linear) and palettization arrive with the quantization issue
-    # as further entries here, applied to the converted fp16 model with coremltools.optimize.
-    precisions = ("fp16",)
+    # int8 and palette6 compress the weights of the converted fp16 program (COMPRESSION).
+    precisions = ("fp16", "int8", "palette6")
 
     def __init__(self, progress: bool = True) -> None:
         self.progress = progress
@@ -111,18 +154,26 @@ class CoreMLFormat:
         """Convert ``request.model`` for one bucket and state form and save the .mlpackage.
 
         Raises:
-            ExportError: unsupported precision or state form; an op Core ML cannot convert
-                (named); or torch.export / Core ML conversion failed otherwise.
+            ExportError: unsupported precision or state form; ``float_units`` given (Core ML
+                compresses weights only, every large weight alike); an op Core ML cannot
+                convert (named); or torch.export / Core ML conversion / compression failed
+                otherwise.
         """
         if request.precision not in self.precisions:
             raise ExportError(
-                f"Format {self.name!r} cannot export precision {request.precision!r} yet; "
+                f"Format {self.name!r} cannot export precision {request.precision!r}; "
                 f"supported: {', '.join(self.precisions)}."
             )
         if request.state_form not in self.state_forms:
             raise ExportError(
                 f"Format {self.name!r} has no state form {request.state_form!r}; "
                 f"supported: {', '.join(self.state_forms)}."
+            )
+        if request.float_units:
+            raise ExportError(
+                f"Format {self.name!r} cannot keep quantization units in float "
+                f"({', '.join(request.float_units)}): its {request.precision} precision compresses weights "
+                "only (activations stay fp16), so there is no per-unit fallback. Export fp16 instead."
             )
         import coremltools as ct
 
@@ -173,6 +224,28 @@ class CoreMLFormat:
             raise ExportError(f"Core ML conversion of {where} failed: {type(e).__name__}: {e}") from e
         seconds = time.perf_counter() - started
 
+        compression = None
+        if request.precision in COMPRESSION:
+            fp16_model = mlmodel
+            try:
+                with _progress_bars(self.progress):
+                    started = time.perf_counter()
+                    mlmodel = compress_weights(fp16_model, request.precision)
+                    compress_seconds = time.perf_counter() - started
+                    compression = _compression_details(fp16_model, mlmodel, request.precision)
+            except Exception as e:
+                raise ExportError(
+                    f"Core ML {request.precision} weight compression of {where} failed: {type(e).__name__}: {e}"
+                ) from e
+            if not compression["weights_compressed"]:
+                raise ExportError(
+                    f"Core ML {request.precision} of {where}: no weight tensor has more than {WEIGHT_THRESHOLD} "
+                    "elements, so nothing would be compressed and the package would be the fp16 one. "
+                    "Export fp16 for this model."
+                )
+            compression["compress_seconds"] = round(compress_seconds, 2)
+            compression["error_seconds"] = round(time.perf_counter() - started - compress_seconds, 2)
+
         _set_metadata(mlmodel, request, inputs, outputs, states)
         request.out_dir.mkdir(parents=True, exist_ok=True)
         path = request.out_dir / f"model-coreml-{request.precision}-{form}.mlpackage"
@@ -182,6 +255,20 @@ class CoreMLFormat:
         _finish_package(path, states)
 
         ops = mil_op_counts(_load_spec(path))
+        details = {
+            "model_type": "mlprogram",
+            "deployment_target": DEPLOYMENT_TARGETS[form],
+            "specification_version": int(target.value),
+            "compute_precision": "float16",
+            "io_dtype": IO_DTYPE,
+            "binding": "by feature name",
+            "mil_ops": ops,
+            "convert_seconds": round(seconds, 2),
+        }
+        if compression is not None:
+            compression["weight_bytes"] = _weight_bytes(path)
+            compression["weight_bytes_ratio"] = round(compression["weight_bytes"] / compression["fp16_weight_bytes"], 4)
+            details["compression"] = compression
         return [
             Artifact(
                 path=path,
@@ -194,20 +281,159 @@ class CoreMLFormat:
                 outputs=outputs,
                 states=states,
                 min_os=DEPLOYMENT_TARGETS[form],
-                details={
-                    "model_type": "mlprogram",
-                    "deployment_target": DEPLOYMENT_TARGETS[form],
-                    "specification_version": int(target.value),
-                    "compute_precision": "float16",
-                    "io_dtype": IO_DTYPE,
-                    "binding": "by feature name",
-                    "mil_ops": ops,
-                    "convert_seconds": round(seconds, 2),
-                },
+                details=details,
                 verified=None,
                 verification_note=VERIFICATION_NOTE,
             )
         ]
+
+
+def compress_weights(mlmodel, precision: str):
+    """``mlmodel`` (an fp16 ML program) with its weights compressed as ``precision`` says
+    (:data:`COMPRESSION`); the model description and metadata are kept."""
+    import coremltools.optimize.coreml as cto
+
+    if precision not in COMPRESSION:
+        raise ValueError(f"no weight compression for precision {precision!r}; known: {', '.join(COMPRESSION)}")
+    cfg = dict(COMPRESSION[precision]["config"])
+    if precision == "int8":
+        config = cto.OptimizationConfig(global_config=cto.OpLinearQuantizerConfig(**cfg))
+        return cto.linear_quantize_weights(mlmodel, config)
+    config = cto.OptimizationConfig(global_config=cto.OpPalettizerConfig(**cfg))
+    return cto.palettize_weights(mlmodel, config)
+
+
+def _as_mlmodel(model):
+    import coremltools as ct
+
+    if isinstance(model, (str, Path)):
+        return ct.models.MLModel(str(model), skip_model_load=True)
+    return model
+
+
+def _weight_consumers(name: str, meta) -> tuple:
+    """Where a const goes: ((op type, op name, input name), ...); op names survive compression."""
+    return tuple(sorted((c.op_type, c.name, k) for c in meta.child_ops for k, v in c.params_name_mapping.items() if v == name))
+
+
+def _float_weights(mlmodel) -> dict[tuple, tuple[str, np.ndarray]]:
+    """Consumers -> (const name, value) for every float const of at least two elements."""
+    import coremltools.optimize.coreml as cto
+
+    out = {}
+    for name, meta in cto.get_weights_metadata(mlmodel, weight_threshold=2).items():
+        if np.issubdtype(meta.val.dtype, np.floating):
+            out[_weight_consumers(name, meta)] = (name, meta.val)
+    return out
+
+
+def _compressed_var_names(mlmodel) -> dict[str, str]:
+    """Output var name -> op type of every compressed-weight (``constexpr_*``) op."""
+    return {
+        out.name: op.type
+        for op in _program_ops(mlmodel.get_spec())
+        if op.type.startswith("constexpr_")
+        for out in op.outputs
+    }
+
+
+def _weights_comparison(fp16_model, compressed_model) -> dict:
+    import coremltools.optimize.coreml as cto
+
+    fp16_model, compressed_model = _as_mlmodel(fp16_model), _as_mlmodel(compressed_model)
+    compressed_names = _compressed_var_names(compressed_model)
+    reference = _float_weights(fp16_model)
+    restored = _float_weights(cto.decompress_weights(compressed_model))
+    errors: list[tuple[float, str]] = []
+    unmatched: list[str] = []
+    elements = {"compressed": 0, "kept": 0}
+    for key, (name, val) in restored.items():
+        if name not in compressed_names:
+            elements["kept"] += int(val.size)
+            continue
+        elements["compressed"] += int(val.size)
+        ref = reference.get(key)
+        if ref is None or ref[1].shape != val.shape:
+            unmatched.append(name)
+            continue
+        w = ref[1].astype(np.float64)
+        norm = float(np.linalg.norm(w))
+        if norm > 0:
+            errors.append((float(np.linalg.norm(val.astype(np.float64) - w)) / norm, ref[0]))
+    return {
+        "compressed": len([n for n, _ in restored.values() if n in compressed_names]),
+        "kept": len([n for n, _ in restored.values() if n not in compressed_names]),
+        "elements": elements,
+        "ops": dict(sorted(Counter(compressed_names.values()).items())),
+        "errors": errors,
+        "unmatched": sorted(unmatched),
+    }
+
+
+def compressed_weights_error(fp16_model, compressed_model) -> dict:
+    """How far the compressed weights are from the fp16 ones (Linux-safe: nothing runs).
+
+    The compressed package's weights are decompressed with
+    ``coremltools.optimize.coreml.decompress_weights`` (what Core ML does at load time) and
+    compared tensor by tensor with the fp16 package's, matched by the op and input they feed
+    (op names do not change when weights are compressed). For each compressed tensor the
+    relative error is ``||w_q - w|| / ||w||`` (L2 norms, ``w`` the fp16 weight).
+
+    Args:
+        fp16_model, compressed_model: ``.mlpackage`` paths or ``MLModel`` objects of the same
+            conversion, fp16 and compressed.
+
+    Returns:
+        ``{"tensors", "rel_l2_max", "rel_l2_mean", "worst", "unmatched"}``: the number of
+        compressed tensors compared, the max and mean relative error over them, the fp16 const
+        name of the worst, and the compressed tensors that found no fp16 twin (expected empty).
+    """
+    cmp = _weights_comparison(fp16_model, compressed_model)
+    return _error_summary(cmp)
+
+
+def _error_summary(cmp: dict) -> dict:
+    errors = cmp["errors"]
+    worst = max(errors) if errors else (0.0, None)
+    return {
+        "tensors": len(errors),
+        "rel_l2_max": round(worst[0], 6),
+        "rel_l2_mean": round(float(np.mean([e for e, _ in errors])), 6) if errors else 0.0,
+        "worst": worst[1],
+        "unmatched": cmp["unmatched"],
+    }
+
+
+def _compression_details(fp16_model, compressed_model, precision: str) -> dict:
+    """``details["compression"]`` without the timings and the package's weight bytes.
+
+    A weight tensor here is a float const of two or more elements (conv weights and biases;
+    scalars such as activation constants are not counted)."""
+    spec = COMPRESSION[precision]
+    cmp = _weights_comparison(fp16_model, compressed_model)
+    return {
+        "method": spec["method"],
+        "config": dict(spec["config"]),
+        "weights_compressed": cmp["compressed"],
+        "weights_kept_fp16": cmp["kept"],
+        "elements_compressed": cmp["elements"]["compressed"],
+        "elements_kept_fp16": cmp["elements"]["kept"],
+        "compressed_ops": cmp["ops"],
+        "weight_error": _error_summary(cmp),
+        "fp16_weight_bytes": _dir_bytes(fp16_model.weights_dir),
+        "activations": ACTIVATIONS_NOTE,
+    }
+
+
+def _weight_bytes(package: Path) -> int:
+    """Bytes of the package's weight files (``Data/com.apple.CoreML/weights``)."""
+    return _dir_bytes(Path(package) / "Data" / "com.apple.CoreML" / "weights")
+
+
+def _dir_bytes(folder: str | Path | None) -> int:
+    if folder is None:
+        return 0
+    return sum(f.stat().st_size for f in Path(folder).rglob("*") if f.is_file())
 
 
 # How coremltools reports an op without a converter (torch.export and TorchScript frontends).
@@ -290,8 +516,13 @@ def _set_metadata(mlmodel, request: ExportRequest, inputs, outputs, states) -> N
             "Explicit state (iOS 16): pass zeros as prev_mask on the first frame and after a reset; "
             "otherwise pass the previous call's next_mask."
         )
+    weights = {
+        "fp16": "fp16",
+        "int8": "fp16 compute, int8 weights (linear, per channel)",
+        "palette6": "fp16 compute, 6-bit palettized weights",
+    }[request.precision]
     mlmodel.short_description = (
-        f"backdrop person segmentation, bucket {b.name} {b.size} (HxW), fp16. {usage} "
+        f"backdrop person segmentation, bucket {b.name} {b.size} (HxW), {weights}. {usage} "
         "Binary mask = mask >= 0.5; crop the bucket padding and resize to the frame."
     )
     mlmodel.author = "backdrop"
@@ -392,7 +623,10 @@ def validate_coreml_spec(path: str | Path, artifact: Artifact) -> SpecCheck:
     deployment target (iOS 18 native, iOS 16 explicit); input, output and state names, order,
     shapes and dtypes equal the artifact's TensorSpecs; no flexible shapes; no non-constant
     ``pad`` outside the last two dimensions (fails at load time on devices); the
-    ``backdrop.state_form`` metadata matches. Warns (``ane:``) when a state dimension other
+    ``backdrop.state_form`` and ``backdrop.precision`` metadata match; the weights match the
+    precision: an fp16 package has no compressed-weight (``constexpr_*``) op, an int8 or
+    palette6 one has some, only of its kind (:data:`COMPRESSION`), each giving fp16 weights.
+    Warns (``ane:``) when a state dimension other
     than 1 is not a multiple of 32. Dimensions of size 1 (batch, channel) are not flagged: the
     reported failures (coremltools #2631) concern the spatial sides.
 
@@ -448,13 +682,13 @@ def validate_coreml_spec(path: str | Path, artifact: Artifact) -> SpecCheck:
 
     if kind == "mlProgram":
         errors += _check_pads(spec, where)
+        errors += _check_compression(spec, artifact.precision, where)
 
     meta = desc.metadata.userDefined
-    form_meta = meta.get(METADATA_PREFIX + "state_form")
-    if form_meta != artifact.state_form:
-        errors.append(
-            f"{where}: metadata {METADATA_PREFIX}state_form is {form_meta!r}, expected {artifact.state_form!r}"
-        )
+    for key, want in (("state_form", artifact.state_form), ("precision", artifact.precision)):
+        got = meta.get(METADATA_PREFIX + key)
+        if got != want:
+            errors.append(f"{where}: metadata {METADATA_PREFIX}{key} is {got!r}, expected {want!r}")
     return SpecCheck(errors, warnings)
 
 
@@ -553,6 +787,38 @@ def _immediate(value):
     if which == "longInts":
         return list(tensor.longInts.values)
     return None
+
+
+def _check_compression(spec, precision: str, where: str) -> list[str]:
+    """Compressed-weight ops agree with ``precision`` and decompress to fp16."""
+    from coremltools.proto import MIL_pb2
+
+    if precision != "fp16" and precision not in COMPRESSION:
+        return [f"{where}: unknown precision {precision!r}; Core ML artifacts are fp16, {', '.join(COMPRESSION)}"]
+    allowed = COMPRESSION[precision]["ops"] if precision in COMPRESSION else ()
+    found: dict[str, int] = {}
+    not_fp16: list[str] = []
+    for op in _program_ops(spec):
+        if not op.type.startswith("constexpr_"):
+            continue
+        found[op.type] = found.get(op.type, 0) + 1
+        out = op.outputs[0]
+        if out.type.tensorType.dataType != MIL_pb2.FLOAT16:
+            not_fp16.append(f"{out.name} ({MIL_pb2.DataType.Name(out.type.tensorType.dataType).lower()})")
+    errors = []
+    wrong = {t: n for t, n in sorted(found.items()) if t not in allowed}
+    if wrong:
+        listed = ", ".join(f"{t} x{n}" for t, n in wrong.items())
+        expected = f"only {', '.join(allowed)}" if allowed else "none (fp16 weights)"
+        errors.append(f"{where}: a {precision} package has compressed-weight ops {listed}; expected {expected}")
+    if allowed and not any(found.get(t) for t in allowed):
+        errors.append(f"{where}: a {precision} package has no compressed weights (no {' or '.join(allowed)} op)")
+    if not_fp16:
+        errors.append(
+            f"{where}: compressed weights must decompress to float16 (the compute precision); "
+            f"{len(not_fp16)} do not: {', '.join(not_fp16[:3])}"
+        )
+    return errors
 
 
 def _check_pads(spec, where: str) -> list[str]:

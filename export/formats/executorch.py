@@ -142,13 +142,13 @@ class XnnpackInt8Probe:
 
     def __init__(self, request: ExportRequest) -> None:
         from backdrop.quantization.calibration import cached_calibration_inputs
-        from backdrop.quantization.units import quant_units
+        from backdrop.quantization.units import fallback_units
 
         self.request = request
-        self.units = tuple(quant_units(request.model))
+        self.units = tuple(fallback_units(request.model))
         self.calibration = cached_calibration_inputs(request.model, request.bucket)
 
-    def build(self, float_units, quantize_rest: bool = True):
+    def build(self, float_units):
         from backdrop.quantization.xnnpack_int8 import quantize_for_xnnpack
 
         b = self.request.bucket
@@ -157,7 +157,6 @@ class XnnpackInt8Probe:
             example_inputs("explicit", b.height, b.width),
             self.calibration,
             float_units=tuple(float_units),
-            quantize_rest=quantize_rest,
         )
 
         def step(frame, prev_mask):

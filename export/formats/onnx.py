@@ -55,7 +55,8 @@ the graph (ahead of time in the ``.ort`` twin).
   (:mod:`backdrop.quantization.units`) kept in float. Each node's unit comes from the exporter's
   ``pkg.torch.onnx.name_scopes`` (read before the debug metadata is stripped); the nodes of
   those units go to ``nodes_to_exclude``, so their Convs keep float weights and tensors entering
-  them are dequantized. :meth:`OnnxFormat.int8_probe` gives the fallback search the same
+  them are dequantized; ``"rest"`` excludes every node outside all units (input concat, the
+  decoder's resizes and adds, the sigmoid). :meth:`OnnxFormat.int8_probe` gives the fallback search the same
   quantizer on ONNX Runtime, any set of units excluded, with the calibration ranges computed
   once per probe.
 - The smoke check is a wiring check with its own tolerance (:data:`INT8_SMOKE_ATOL`); int8
@@ -90,7 +91,7 @@ from backdrop.export.artifact import Artifact, io_specs
 from backdrop.export.formats.base import FORMATS, ExportError, ExportRequest
 from backdrop.export.wrappers import example_inputs, wrap
 from backdrop.quantization.calibration import CalibrationSet, cached_calibration_inputs
-from backdrop.quantization.units import check_units, quant_units, unit_of
+from backdrop.quantization.units import REST, check_units, fallback_units, quant_units, unit_of
 
 OPSET = 18
 """The ``ai.onnx`` opset of every exported graph (see the module docstring for why)."""
@@ -172,7 +173,7 @@ class OnnxFormat:
         quant: dict = {}
         if int8:
             calibration = cached_calibration_inputs(request.model, bucket)
-            exclude = sorted(name for name, unit in node_units.items() if unit in float_units)
+            exclude = _excluded_nodes(node_units, float_units)
             with tempfile.TemporaryDirectory(prefix="int8-", dir=out_dir) as tmp:
                 fp32_path = Path(tmp) / "fp32.onnx"
                 onnx.save_model(model, fp32_path)
@@ -454,25 +455,23 @@ class OnnxInt8Probe:
 
     def __init__(self, fmt: OnnxFormat, request: ExportRequest) -> None:
         self.request = dataclasses.replace(request, state_form="explicit", precision="int8", float_units=())
-        self.units: tuple[str, ...] = tuple(quant_units(request.model))
+        self.units: tuple[str, ...] = tuple(fallback_units(request.model))
         self._format = fmt
         self._artifact: Artifact | None = None
         self._fp32: bytes = b""
         self._node_units: dict[str, str | None] = {}
         self._ranges: str = ""  # ONNX Runtime's calibration cache (JSON), computed once
 
-    def build(self, float_units: Collection[str], quantize_rest: bool = True):
+    def build(self, float_units: Collection[str]):
         """A :data:`backdrop.quantization.budget.StepFn` of the int8 graph with the nodes of
-        ``float_units`` (and, unless ``quantize_rest``, every node outside all units) in float.
+        ``float_units`` in float (``"rest"``: every node outside all units).
 
         Raises:
             ExportError: an unknown unit; the export or the quantization failed.
         """
         floats = set(_checked_units(self.request.model, tuple(float_units), self._format.name))
         self._prepare()
-        exclude = sorted(
-            name for name, unit in self._node_units.items() if unit in floats or (unit is None and not quantize_rest)
-        )
+        exclude = _excluded_nodes(self._node_units, floats)
         with tempfile.TemporaryDirectory(prefix="backdrop-onnx-int8-probe-") as tmp:
             fp32_path = Path(tmp) / "fp32.onnx"
             fp32_path.write_bytes(self._fp32)
@@ -590,6 +589,13 @@ def _quantization_details(model: onnx.ModelProto, float_units: tuple[str, ...], 
         "dequantize_nodes": counts["DequantizeLinear"],
         "initializers": dict(sorted(weights.items())),
     }
+
+
+def _excluded_nodes(node_units: dict[str, str | None], float_units) -> list[str]:
+    """Node names kept in float: those of ``float_units``, and those outside every unit when
+    ``float_units`` names ``"rest"``."""
+    floats = set(float_units)
+    return sorted(name for name, unit in node_units.items() if unit in floats or (unit is None and REST in floats))
 
 
 def _checked_units(model: torch.nn.Module, names: tuple[str, ...], fmt: str) -> tuple[str, ...]:
