@@ -4,8 +4,9 @@ Per bucket: both artifacts are exported through the real format (``ExecuTorchFor
 state, BatchNorm fused as the pipeline does), then
 
 - latency: both programs loaded with ``executorch.runtime``, warmed up, then timed interleaved
-  (fp32, int8, fp32, int8, ...) on the bucket's first golden frame, so that machine load and
-  clock changes hit both alike; speed-up = median(fp32) / median(int8), measured in one run;
+  (fp32, int8, fp32, int8, ...) on the bucket's first golden frame
+  (``HostDevice.time_interleaved``, as the export's quantization report does), so that machine
+  load and clock changes hit both alike; speed-up = median(fp32) / median(int8), one run;
 - size: int8 file bytes / fp32 file bytes;
 - accuracy: the int8 artifact run over the bucket's golden sequence (carphone frames 0..39,
   state fed back by the runtime, reset at 0 and 20) against the float reference masks of the
@@ -33,26 +34,6 @@ import torch
 
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-def _latency(paths: dict[str, Path], frame: np.ndarray, warmup: int, runs: int) -> dict[str, list[float]]:
-    from executorch.runtime import Runtime
-
-    rt = Runtime.get()
-    methods = {k: rt.load_program(p).load_method("forward") for k, p in paths.items()}
-    h, w = frame.shape[-2:]
-    inputs = [torch.from_numpy(np.ascontiguousarray(frame[None])), torch.zeros(1, 1, h, w)]
-    for _ in range(warmup):
-        for m in methods.values():
-            m.execute(inputs)
-    times: dict[str, list[float]] = {k: [] for k in methods}
-    for i in range(runs):
-        order = list(methods) if i % 2 == 0 else list(methods)[::-1]  # alternate who goes first
-        for k in order:
-            t0 = time.perf_counter()
-            methods[k].execute(inputs)
-            times[k].append((time.perf_counter() - t0) * 1e3)
-    return times
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,8 +67,8 @@ def main(argv: list[str] | None = None) -> int:
             arts[precision] = fmt.export(ExportRequest(model, b, "explicit", precision, out_dir, "executorch"))[0]
             _log(f"{b.name}: exported {precision} in {time.perf_counter() - t0:.0f} s")
         golden = make_golden(ckpt.model, b)
-        times = _latency({k: a.path for k, a in arts.items()}, golden.frames[0], args.warmup, args.runs)
-        med = {k: statistics.median(v) for k, v in times.items()}
+        by_key = HostDevice().time_interleaved([arts["fp32"], arts["int8"]], golden, args.warmup, args.runs)
+        med = {k: statistics.median(by_key[a.key]) for k, a in arts.items()}
         size = {k: Path(a.path).stat().st_size for k, a in arts.items()}
         masks = HostDevice().run_sequence(arts["int8"], golden)[:, 0]
         ref = golden.expected_masks[:, 0]

@@ -279,17 +279,7 @@ class OnnxFormat:
                 f"{artifact.key}: ONNX Runtime's quantizer produced non-standard ops {custom or imports}; "
                 "the int8 graph must stay standard ONNX (QuantizeLinear/DequantizeLinear)."
             )
-        opsets = {o.domain or "ai.onnx": o.version for o in model.opset_import}
-        if opsets.get("ai.onnx") != OPSET:
-            raise ExportError(f"{artifact.key}: the int8 graph has opset {opsets}, expected ai.onnx {OPSET}.")
-        for kind, values, specs in (
-            ("inputs", model.graph.input, artifact.inputs),
-            ("outputs", model.graph.output, artifact.outputs),
-        ):
-            got = [(v.name, v.type.tensor_type.elem_type, _dims(v)) for v in values]
-            want = [(s.name, _DTYPES[s.dtype], list(s.shape)) for s in specs]
-            if got != want:
-                raise ExportError(f"{artifact.key}: the int8 graph's {kind} are {got}, expected {want}.")
+        _check_opset_and_io(model, artifact, "int8 graph")
         try:
             onnx.checker.check_model(model, full_check=True)
         except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
@@ -333,20 +323,7 @@ class OnnxFormat:
                 f"Format '{self.name}' cannot take op '{custom[0]}' ({artifact.key}): only standard "
                 f"ONNX ops are allowed, found {len(custom)} non-standard: {', '.join(sorted(set(custom)))}."
             )
-        opsets = {o.domain or "ai.onnx": o.version for o in model.opset_import}
-        if opsets.get("ai.onnx") != OPSET:
-            raise ExportError(f"{artifact.key}: the graph has opset {opsets}, expected ai.onnx {OPSET}.")
-        for kind, values, specs in (
-            ("inputs", model.graph.input, artifact.inputs),
-            ("outputs", model.graph.output, artifact.outputs),
-        ):
-            got = [(v.name, v.type.tensor_type.elem_type, _dims(v)) for v in values]
-            want = [(s.name, _DTYPES[s.dtype], list(s.shape)) for s in specs]
-            if got != want:
-                raise ExportError(
-                    f"{artifact.key}: the ONNX graph's {kind} are {got}, expected (name, dtype, static "
-                    f"shape) {want}."
-                )
+        _check_opset_and_io(model, artifact, "ONNX graph")
         return _op_counts(model)
 
     def _to_ort(self, onnx_path: Path, artifact: Artifact) -> tuple[Path, list[str]]:
@@ -625,6 +602,24 @@ def _node_units(model: onnx.ModelProto, units: list[str], artifact: Artifact) ->
 
 def _op_counts(model: onnx.ModelProto) -> dict[str, int]:
     return dict(sorted(Counter(n.op_type for n in _all_nodes(model.graph)).items()))
+
+
+def _check_opset_and_io(model: onnx.ModelProto, artifact: Artifact, what: str) -> None:
+    """The ``ai.onnx`` opset is :data:`OPSET`; inputs and outputs have the artifact's exact
+    names, dtypes and static shapes, in order."""
+    opsets = {o.domain or "ai.onnx": o.version for o in model.opset_import}
+    if opsets.get("ai.onnx") != OPSET:
+        raise ExportError(f"{artifact.key}: the {what} has opset {opsets}, expected ai.onnx {OPSET}.")
+    for kind, values, specs in (
+        ("inputs", model.graph.input, artifact.inputs),
+        ("outputs", model.graph.output, artifact.outputs),
+    ):
+        got = [(v.name, v.type.tensor_type.elem_type, _dims(v)) for v in values]
+        want = [(s.name, _DTYPES[s.dtype], list(s.shape)) for s in specs]
+        if got != want:
+            raise ExportError(
+                f"{artifact.key}: the {what}'s {kind} are {got}, expected (name, dtype, static shape) {want}."
+            )
 
 
 def _dims(value: onnx.ValueInfoProto) -> list[int | str]:
