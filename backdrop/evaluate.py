@@ -730,7 +730,8 @@ def summary_markdown(report: EvalReport) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _figure(width: float, height: float):
+def new_figure(width: float, height: float):
+    """A bare matplotlib Figure on an Agg canvas (no pyplot, no global backend switch)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -749,7 +750,7 @@ def per_frame_plot(video: VideoResult, path: Path) -> Path:
     Returns:
         ``path``.
     """
-    fig = _figure(9.0, 7.0)
+    fig = new_figure(9.0, 7.0)
     ax1, ax2, ax3 = fig.subplots(3, 1, sharex=True)
     x = np.arange(video.frames)
     ax1.plot(x, video.iou, label=f"IoU (mean {video.mean('iou'):.4f})", color="tab:blue")
@@ -789,7 +790,7 @@ def fairness_plot(report: FairnessReport, path: Path) -> Path:
     """
     classes = report.classes
     conf = int(round(report.config.bootstrap.confidence * 100))
-    fig = _figure(max(6.0, 0.45 * len(classes) + 2.5), 7.0)
+    fig = new_figure(max(6.0, 0.45 * len(classes) + 2.5), 7.0)
     axes = fig.subplots(2, 1, sharex=True)
     x = np.arange(len(classes))
     for ax, metric, title in ((axes[0], "iou", "IoU"), (axes[1], "boundary_iou", "Boundary IoU")):

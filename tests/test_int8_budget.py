@@ -164,6 +164,30 @@ def test_pt2e_units_kept_in_float_have_no_quantized_ops(carphone_path):
         q_ops(float_units=["encoder.nope"])
 
 
+def test_quantization_report_names_slow_ops_and_big_files(tmp_path):
+    from backdrop.int8_stage import write_quantization_report
+
+    g = _golden()
+    q = measure_quality(g.expected_masks.copy(), g).to_dict()
+    search = search_fallback(FakeProbe(), g, FallbackSearch(AccuracyBudget(min_iou=0.87, min_boundary_iou=0.4)))
+    info = {"quality": q, "float_units": ["b", "d"], "fallback": "kept the 2 most sensitive unit(s) in float; plain int8 missed: x",
+            "search": search.to_dict(), "budget": AccuracyBudget().to_dict()}
+    rows = [
+        {"key": "t/executorch-int8-native", "precision": "int8", "bucket": "t", "format": "executorch", "state_form": "native",
+         "size_ratio": 0.314, "float_twin_precision": "fp32", "speedup": 1.3, "int8": info,
+         "quantization": {"float_ops": {"hardswish": {"count": 50, "why": "FP32 only"}}}},
+        {"key": "t/coreml-palette6-native", "precision": "palette6", "bucket": "t", "format": "coreml", "state_form": "native",
+         "size_ratio": 0.47, "float_twin_precision": "fp16", "speedup": None, "int8": None, "quantization": None},
+    ]
+    write_quantization_report(rows, AccuracyBudget(), "host", tmp_path)
+    md = (tmp_path / "quantization.md").read_text()
+    assert "Below the 1.8x" in md and "`hardswish` x50: FP32 only" in md
+    assert "t/executorch-int8-native (0.314x)" in md and "coreml-palette6-native (0.470x)" not in md  # fp16 twin: no 0.3x target
+    assert "not run on this host" in md and "Sensitivity: t/executorch-int8-native" in md and "1. b:" in md
+    assert json.loads((tmp_path / "quantization.json").read_text())["schema"] == "backdrop-quantization/1"
+    assert (tmp_path / "quantization.png").stat().st_size > 1000
+
+
 @pytest.mark.slow
 def test_export_with_a_budget_forced_to_miss_engages_fallback(tmp_path, monkeypatch):
     """The trained default model, ONNX int8 at one real bucket, a Boundary IoU budget just above
@@ -200,5 +224,6 @@ def test_export_with_a_budget_forced_to_miss_engages_fallback(tmp_path, monkeypa
     assert trials[0]["float_units"] == [] and trials[0]["misses"]
     assert trials[-1]["misses"] == [] and trials[-1]["on"].endswith("artifact")
     md = (result.out_dir / "reports" / "quantization.md").read_text()
+    assert (result.out_dir / "reports" / "quantization.png").stat().st_size > 1000
     assert "kept the" in md and "Sensitivity" in md and ", ".join(int8[0]["quantization"]["float_units"]) in md
     assert Path(result.out_dir / int8[0]["path"]).exists()
