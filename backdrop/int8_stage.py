@@ -1,17 +1,17 @@
 """The int8 stage of the export pipeline: accuracy budget, float fallback, quantization report.
 
-For every int8 request the pipeline hands over the exported artifacts; here the primary one
-(the ``.pte``, the ``.onnx``) is run on the host over the bucket's golden sequence with its own
-state fed back and compared with the float reference (:mod:`backdrop.quantization.budget`).
-The artifact is accepted when the target's budget holds *and* every frame meets the int8
-parity floors (device_tests/parity.py). Otherwise the fallback search
+For every int8 request the pipeline hands over the exported artifacts; here each of them (the
+``.pte``; the ``.onnx`` and its ``.ort`` twin) is run on the host over the bucket's golden
+sequence with its own state fed back and compared with the float reference
+(:mod:`backdrop.quantization.budget`). The request is accepted when, for every file, the
+target's budget holds *and* every frame meets the int8 parity floors (device_tests/parity.py). Otherwise the fallback search
 (:mod:`backdrop.quantization.fallback`) ranks the model's units by sensitivity on the format's
 probe, picks the fewest most-sensitive units to keep in float, and the artifact is exported
 again with them; that is repeated past any count whose real artifact still misses. The
 decision is per bucket and format, so the other state form of the same bucket reuses it.
 
 Everything measured lands in ``Artifact.details["int8"]`` (-> the manifest's per-artifact
-``quantization`` entry) and in ``reports/quantization.{json,md}``.
+``quantization`` entry) and in ``reports/quantization.{json,md,png}``.
 """
 
 from __future__ import annotations
@@ -154,8 +154,8 @@ def quantization_rows(artifacts: list[Artifact], goldens: dict, device) -> list[
             "format": art.format,
             "state_form": art.state_form,
             "size_bytes": art.size_bytes(),
-            "fp32_key": twin.key if twin else None,
-            "fp32_size_bytes": twin.size_bytes() if twin else None,
+            "float_twin_key": twin.key if twin else None,
+            "float_twin_size_bytes": twin.size_bytes() if twin else None,
             "size_ratio": art.size_bytes() / twin.size_bytes() if twin else None,
             "latency_ms_median": None,
             "speedup": None,

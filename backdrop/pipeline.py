@@ -37,8 +37,9 @@ from backdrop.quantization import fuse_model
 from backdrop.quantization.budget import AccuracyBudget
 
 GOLDEN_FRAMES = 40
-QUALITY_FIELDS = ("iou_mean", "iou_min", "boundary_iou_mean", "boundary_iou_min", "temporal_iou_float", "temporal_iou", "max_abs_error")
 GOLDEN_RESET_AT = 20
+QUALITY_FIELDS = ("iou_mean", "iou_min", "boundary_iou_mean", "boundary_iou_min", "temporal_iou_float", "temporal_iou", "max_abs_error")
+"""The measured-quality numbers the manifest's per-artifact ``quantization.quality`` carries."""
 
 
 @dataclass(frozen=True)

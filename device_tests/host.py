@@ -75,13 +75,7 @@ class HostDevice:
         return versions
 
     def run_sequence(self, artifact: Artifact, golden: Golden) -> np.ndarray:
-        reason = self.why_not(artifact)
-        if reason:
-            raise DeviceError(f"{artifact.key} cannot run on {self.name} ({self.tier}): {reason}")
-        path = Path(artifact.path)
-        if not path.exists():
-            raise DeviceError(f"{artifact.key}: artifact file {path} does not exist.")
-        return feedback_loop(artifact, golden, self._runner(artifact)(artifact, path), f"{self.name} ({self.tier})")
+        return feedback_loop(artifact, golden, self._open(artifact), f"{self.name} ({self.tier})")
 
     def time_interleaved(
         self, artifacts: list[Artifact], golden: Golden, warmup: int = 3, runs: int = 15
@@ -95,10 +89,7 @@ class HostDevice:
         """
         calls, feeds = {}, {}
         for art in artifacts:
-            reason = self.why_not(art)
-            if reason:
-                raise DeviceError(f"{art.key} cannot run on {self.name} ({self.tier}): {reason}")
-            calls[art.key] = self._runner(art)(art, Path(art.path))
+            calls[art.key] = self._open(art)
             frame = golden.frames[0][None].astype(np.dtype(art.inputs[0].dtype))
             second = art.inputs[1]
             fill = 1.0 if art.state_form == "native" else 0.0  # a reset / an empty previous mask
@@ -115,13 +106,25 @@ class HostDevice:
                 times[key].append((time.perf_counter() - t0) * 1e3)
         return times
 
-    def _runner(self, artifact: Artifact):
-        return {
+    def _open(self, artifact: Artifact):
+        """Load ``artifact`` in its runtime: the per-frame call of its runner.
+
+        Raises:
+            DeviceError: no runtime here for it, or its file is missing.
+        """
+        reason = self.why_not(artifact)
+        if reason:
+            raise DeviceError(f"{artifact.key} cannot run on {self.name} ({self.tier}): {reason}")
+        path = Path(artifact.path)
+        if not path.exists():
+            raise DeviceError(f"{artifact.key}: artifact file {path} does not exist.")
+        runner = {
             "executorch": self._executorch,
             "onnx": self._onnxruntime,
             "ort": self._onnxruntime,
             "torchscript-lite": self._lite,
         }[artifact.format]
+        return runner(artifact, path)
 
     # One runner per runtime: build the per-frame call ``inputs (numpy, declared order) ->
     # outputs (numpy, declared order)``; the state loop lives in base.feedback_loop.
