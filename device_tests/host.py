@@ -7,7 +7,8 @@
 - ONNX ``.onnx`` and its ORT-format twin ``.ort``: ``onnxruntime.InferenceSession`` on the CPU
   execution provider, fed by the artifact's input names. Explicit state only (ONNX has no
   runtime-kept state).
-- PyTorch Lite ``.ptl``: ``torch.jit.mobile._load_for_lite_interpreter``; both state forms.
+- PyTorch Lite ``.ptl``: ``torch.jit.mobile._load_for_lite_interpreter``; both state forms;
+  int8 files are loaded and run with the qnnpack quantized engine (PyTorch Mobile's on arm64).
 - Core ML cannot run on Linux: ``can_run`` is False and the reason says to run
   ``backdrop parity`` on macOS.
 """
@@ -178,16 +179,24 @@ class HostDevice:
         return call
 
     def _lite(self, artifact: Artifact, path: Path):
+        import contextlib
+
         import torch
         from torch.jit.mobile import _load_for_lite_interpreter
 
+        # int8 files hold qnnpack-packed weights, repacked for the engine active at load time:
+        # load and run them under qnnpack, as PyTorch Mobile does on arm64 phones.
+        engine = contextlib.nullcontext
+        if artifact.precision == "int8":
+            from backdrop.quantization.qnnpack_int8 import qnnpack_engine as engine
         try:
-            module = _load_for_lite_interpreter(str(path))
+            with engine():
+                module = _load_for_lite_interpreter(str(path))
         except Exception as e:  # torch raises RuntimeError with the loader's message
             raise DeviceError(f"{artifact.key}: PyTorch Lite could not load {path}: {e}") from e
 
         def call(inputs: list[np.ndarray]) -> list[np.ndarray]:
-            with torch.no_grad():
+            with engine(), torch.no_grad():
                 out = module(*[torch.from_numpy(np.ascontiguousarray(x)) for x in inputs])
             outs = out if isinstance(out, (tuple, list)) else (out,)
             return [o.detach().numpy().copy() for o in outs]

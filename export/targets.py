@@ -82,6 +82,9 @@ TARGETS.add(
         "android",
         "nv21",
         "Apps still on PyTorch Mobile: PyTorch Lite (.ptl), deprecated upstream in favour of ExecuTorch",
-        (TargetEntry("torchscript-lite", "fp32", ("native", "explicit")),),
+        (
+            TargetEntry("torchscript-lite", "fp32", ("native", "explicit")),
+            TargetEntry("torchscript-lite", "int8", ("native", "explicit")),
+        ),
     ),
 )

@@ -36,18 +36,21 @@ def _edge_pad(x: torch.Tensor, before: int, after: int, dim: int, mode: PaddingM
         return x
     n = x.shape[dim]
     parts: list[torch.Tensor] = []
+    # torch.narrow, not Tensor.narrow: the same op for torch.export and ONNX, but PyTorch's FX
+    # quantization (the PyTorch Lite int8 path) knows only the function form as an op that
+    # keeps its input's quantization; the method form would re-quantize every edge slice.
     if mode == "replicate":
-        first = x.narrow(dim, 0, 1)
-        last = x.narrow(dim, n - 1, 1)
+        first = torch.narrow(x, dim, 0, 1)
+        last = torch.narrow(x, dim, n - 1, 1)
         parts = [first] * before + [x] + [last] * after
     else:
         # reflect: mirror about the edge pixel (which is not repeated). Where the dimension is
         # too small to mirror (n <= pad, e.g. deep features of a tiny input), the mirrored
         # index is clamped into range, so any input size works; for n > pad this is exactly
         # F.pad(mode="reflect").
-        parts = [x.narrow(dim, min(i, n - 1), 1) for i in range(before, 0, -1)]
+        parts = [torch.narrow(x, dim, min(i, n - 1), 1) for i in range(before, 0, -1)]
         parts.append(x)
-        parts += [x.narrow(dim, max(n - 1 - i, 0), 1) for i in range(1, after + 1)]
+        parts += [torch.narrow(x, dim, max(n - 1 - i, 0), 1) for i in range(1, after + 1)]
     return torch.cat(parts, dim=dim)
 
 

@@ -133,8 +133,8 @@ def test_export_leaves_the_model_untouched(exported, model):
 
 
 def test_unsupported_precision_names_format_and_precision(model, tmp_path):
-    request = ExportRequest(model, BUCKET, "native", "int8", tmp_path)
-    with pytest.raises(ExportError, match=re.escape("Format 'torchscript-lite' cannot export precision 'int8'")):
+    request = ExportRequest(model, BUCKET, "native", "fp16", tmp_path)
+    with pytest.raises(ExportError, match=re.escape("Format 'torchscript-lite' cannot export precision 'fp16'")):
         FORMATS.get("torchscript-lite").export(request)
     assert not any(tmp_path.iterdir())
 

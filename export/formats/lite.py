@@ -26,9 +26,13 @@ exist and its outputs match; a phone's ``pytorch_android_lite`` (last release 2.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+from collections.abc import Collection
 from pathlib import Path
+
+import numpy as np
 
 import torch
 from torch.jit.mobile import (
@@ -39,9 +43,19 @@ from torch.jit.mobile import (
 )
 
 from backdrop import __version__
+from backdrop.errors import ConfigError
 from backdrop.export.artifact import Artifact, io_specs
 from backdrop.export.formats.base import FORMATS, ExportError, ExportRequest
 from backdrop.export.wrappers import STATE_NAME, example_inputs, wrap
+from backdrop.quantization.calibration import cached_calibration_inputs
+from backdrop.quantization.qnnpack_int8 import (
+    SCHEME,
+    QnnpackQuantizationError,
+    qnnpack_engine,
+    quantize_for_qnnpack,
+    quantized_modules,
+)
+from backdrop.quantization.units import check_units, fallback_units
 
 METADATA_FILE = "backdrop.json"
 """Name of the extra file inside the ``.ptl`` that holds the artifact's description (JSON)."""
@@ -60,7 +74,7 @@ class LiteFormat:
     name = "torchscript-lite"
     runtime = "pytorch-lite"
     state_forms: tuple[str, ...] = ("native", "explicit")
-    precisions: tuple[str, ...] = ("fp32",)
+    precisions: tuple[str, ...] = ("fp32", "int8")
 
     def export(self, request: ExportRequest) -> list[Artifact]:
         """Write ``model-torchscript-lite-<precision>-<state form>.ptl`` and check it in the
@@ -70,7 +84,7 @@ class LiteFormat:
             ExportError: unsupported state form or precision; tracing/scripting failed; the
                 lite interpreter lacks an op (named); the smoke check failed.
         """
-        self._check_request(request)
+        float_units = self._check_request(request)
         bucket, form = request.bucket, request.state_form
         inputs, outputs, states = io_specs(form, bucket.height, bucket.width)
         out_dir = Path(request.out_dir)
@@ -81,13 +95,30 @@ class LiteFormat:
             state_form=form, bucket=bucket, inputs=inputs, outputs=outputs, states=states,
         )
 
-        scripted = self._script(request, artifact)
-        metadata = _describe(artifact, request)
-        # Saved before anything runs the scripted module, so mask_state is serialized as zeros.
-        scripted._save_for_lite_interpreter(str(path), _extra_files={METADATA_FILE: json.dumps(metadata)})
+        quant: dict = {}
+        segmenter: torch.nn.Module = request.model
+        engine = contextlib.nullcontext()
+        if request.precision == "int8":
+            calibration = cached_calibration_inputs(request.model, bucket)
+            try:
+                segmenter = quantize_for_qnnpack(request.model, calibration, float_units)
+            except QnnpackQuantizationError as e:
+                raise ExportError(f"{artifact.key}: {e}") from e
+            quant = {
+                "calibration": calibration.describe(),
+                "quantization": {**SCHEME, "float_units": list(float_units), "quantized_modules": len(quantized_modules(segmenter))},
+            }
+            engine = qnnpack_engine()
+        with engine:
+            scripted = self._script(request, artifact, segmenter)
+            metadata = {**_describe(artifact, request), **quant}
+            # Saved before anything runs the scripted module, so mask_state is serialized as zeros.
+            scripted._save_for_lite_interpreter(str(path), _extra_files={METADATA_FILE: json.dumps(metadata)})
 
-        module = self._load(path, artifact)
-        diff = _smoke(module, wrap(request.model, form, bucket.height, bucket.width), artifact)
+            module = self._load(path, artifact)
+            reference = wrap(request.model, form, bucket.height, bucket.width)
+            reference.model = segmenter  # int8: the lite file must run the quantized graph as torch does
+            diff = _smoke(module, reference, artifact)
         artifact.details = {
             "exporter": (
                 "torch.jit.trace (segmenter) + torch.jit.script (wrapper) + torch.jit.freeze, "
@@ -99,10 +130,18 @@ class LiteFormat:
             "operators": sorted(_export_operator_list(module)),
             "optimize_for_mobile": False,
             "smoke_max_abs_diff": diff,
+            **quant,
         }
         return [artifact]
 
-    def _check_request(self, request: ExportRequest) -> None:
+    def int8_probe(self, request: ExportRequest) -> LiteInt8Probe:
+        """The fallback search's probe: the qnnpack-quantized segmenter run in torch (explicit
+        state), which is what the ``.ptl`` computes (the smoke check holds it to that)."""
+        return LiteInt8Probe(request)
+
+    def _check_request(self, request: ExportRequest) -> tuple[str, ...]:
+        """Refuse what this format cannot make before anything is written; returns the float
+        units (checked against the model's units)."""
         if request.state_form not in self.state_forms:
             raise ExportError(
                 f"Format '{self.name}' cannot export state form '{request.state_form}': supported "
@@ -111,13 +150,24 @@ class LiteFormat:
         if request.precision not in self.precisions:
             raise ExportError(
                 f"Format '{self.name}' cannot export precision '{request.precision}': supported "
-                f"precisions are {', '.join(self.precisions)}. PyTorch Lite is a legacy fp32 "
-                "target; for int8 on Android use an ExecuTorch or ONNX Runtime target."
+                f"precisions are {', '.join(self.precisions)}."
             )
+        if request.float_units and request.precision != "int8":
+            raise ExportError(
+                f"Format '{self.name}': float_units ({', '.join(request.float_units)}) apply to int8 "
+                f"only, not to precision '{request.precision}'."
+            )
+        try:
+            return check_units(request.model, request.float_units)
+        except ConfigError as e:
+            raise ExportError(f"Format '{self.name}' int8 float_units: {e}") from e
 
-    def _script(self, request: ExportRequest, artifact: Artifact) -> torch.jit.ScriptModule:
+    def _script(self, request: ExportRequest, artifact: Artifact, segmenter: torch.nn.Module) -> torch.jit.ScriptModule:
+        """Trace ``segmenter`` (the float model, or its int8 ``GraphModule``) at the bucket
+        size, script the state wrapper around it, freeze."""
         bucket, form = request.bucket, request.state_form
         wrapper = wrap(request.model, form, bucket.height, bucket.width)
+        wrapper.model = segmenter
         frame, _ = example_inputs(form, bucket.height, bucket.width)
         model_input = torch.cat([frame, torch.zeros(1, 1, bucket.height, bucket.width)], dim=1)
         try:
@@ -216,6 +266,35 @@ def _max_diff(got: torch.Tensor, want: torch.Tensor) -> float:
     if got.shape != want.shape:
         return float("inf")
     return float((got - want).abs().max())
+
+
+class LiteInt8Probe:
+    """:class:`backdrop.quantization.fallback.Int8Probe` for PyTorch Lite int8 (qnnpack)."""
+
+    runtime = "qnnpack-quantized segmenter in torch (explicit state)"
+
+    def __init__(self, request: ExportRequest) -> None:
+        self.request = request
+        self.units: tuple[str, ...] = tuple(fallback_units(request.model))
+        self.calibration = cached_calibration_inputs(request.model, request.bucket)
+
+    def build(self, float_units: Collection[str]):
+        """A :data:`backdrop.quantization.budget.StepFn` with ``float_units`` kept in float.
+
+        Raises:
+            ExportError: an unknown unit, or the quantization failed.
+        """
+        try:
+            segmenter = quantize_for_qnnpack(self.request.model, self.calibration, tuple(float_units))
+        except (ConfigError, QnnpackQuantizationError) as e:
+            raise ExportError(f"PyTorch Lite int8 probe ({self.request.bucket.name}): {e}") from e
+
+        def step(frame: np.ndarray, prev_mask: np.ndarray) -> np.ndarray:
+            x = torch.cat([torch.from_numpy(frame), torch.from_numpy(prev_mask)], dim=1)
+            with qnnpack_engine(), torch.no_grad():
+                return torch.sigmoid(segmenter(x)).numpy()
+
+        return step
 
 
 FORMATS.add("torchscript-lite", LiteFormat())
