@@ -52,7 +52,7 @@ def test_registered_with_its_capabilities():
     fmt = FORMATS.get("torchscript-lite")
     assert (fmt.name, fmt.runtime) == ("torchscript-lite", "pytorch-lite")
     assert set(fmt.state_forms) == {"native", "explicit"}
-    assert fmt.precisions == ("fp32",)
+    assert fmt.precisions == ("fp32", "int8")
 
 
 @pytest.mark.parametrize("form", ["native", "explicit"])
