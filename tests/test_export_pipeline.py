@@ -68,6 +68,9 @@ def test_export_target_end_to_end(tmp_path, lite_checkpoint, target):
         "ios-arm64": {("coreml", "native"), ("coreml", "explicit"), ("executorch", "native"), ("executorch", "explicit")},
     }[target]
     assert kinds == expected
+    precisions = {"android-arm64": {"fp32", "int8"}, "android-arm64-legacy": {"fp32", "int8"},
+                  "ios-arm64": {"fp32", "fp16", "int8", "palette6"}}[target]
+    assert {a["precision"] for a in manifest["artifacts"]} == precisions
     for a in manifest["artifacts"]:
         assert (result.out_dir / a["path"]).exists()
         if a["format"] == "coreml":
