@@ -9,6 +9,12 @@ bucket and state form, ``model-torchscript-lite-<precision>-<state form>.ptl``:
   ``reset = 1.0`` and ``run_method("reset")`` work; the buffer carries across ``forward`` calls.
 - **explicit**: ``forward(frame, prev_mask) -> (mask, next_mask)``.
 
+Precisions: ``fp32``, and ``int8`` for qnnpack (PyTorch Mobile's quantized engine on arm64):
+the segmenter is replaced by its FX-quantized ``GraphModule``
+(:func:`backdrop.quantization.qnnpack_int8.quantize_for_qnnpack`, calibrated on the real-frame
+calibration set of the bucket, units of ``float_units`` left in float) before tracing, and the
+file is saved, loaded and smoke-checked under the qnnpack engine against that quantized module.
+
 How the file is made: the segmenter is traced at the bucket size (it is not scriptable:
 ``models/layers.py`` uses ``Literal`` type aliases and list arithmetic TorchScript rejects, and a
 fixed-shape trace is what a per-bucket artifact wants anyway), the wrapper around it is
