@@ -138,11 +138,15 @@ def quantize_for_qnnpack(
 def quantized_modules(converted: torch.fx.GraphModule) -> dict[str, str]:
     """Module name -> class name of the quantized modules (``torch.ao.nn.quantized``) in
     ``converted``: what a test or report reads to see which units were quantized."""
-    return {
-        name: type(m).__name__
-        for name, m in converted.named_modules()
-        if type(m).__module__.startswith("torch.ao.nn.quantized") or type(m).__module__.startswith("torch.ao.nn.intrinsic.quantized")
-    }
+    packages = ("torch.ao.nn.quantized", "torch.ao.nn.intrinsic.quantized")
+    return {name: type(m).__name__ for name, m in converted.named_modules() if type(m).__module__.startswith(packages)}
 
 
-__all__ = ["ENGINE", "SCHEME", "QnnpackQuantizationError", "qnnpack_engine", "quantize_for_qnnpack", "quantized_modules"]
+__all__ = [
+    "ENGINE",
+    "SCHEME",
+    "QnnpackQuantizationError",
+    "qnnpack_engine",
+    "quantize_for_qnnpack",
+    "quantized_modules",
+]

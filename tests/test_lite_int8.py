@@ -54,12 +54,16 @@ def golden(model):
 def int8(model, tmp_path_factory):
     out = tmp_path_factory.mktemp("lite8")
     fmt = FORMATS.get("torchscript-lite")
-    return {form: fmt.export(ExportRequest(model, BUCKET, form, "int8", out, "torchscript-lite"))[0] for form in ("explicit", "native")}
+    return {
+        form: fmt.export(ExportRequest(model, BUCKET, form, "int8", out, "torchscript-lite"))[0]
+        for form in ("explicit", "native")
+    }
 
 
 @pytest.fixture(scope="module")
 def probe(model):
-    return FORMATS.get("torchscript-lite").int8_probe(ExportRequest(model, BUCKET, "explicit", "int8", None, "torchscript-lite"))
+    request = ExportRequest(model, BUCKET, "explicit", "int8", None, "torchscript-lite")
+    return FORMATS.get("torchscript-lite").int8_probe(request)
 
 
 def test_int8_ptl_runs_quantized_kernels_and_describes_itself(int8, model):
@@ -95,7 +99,10 @@ def test_float_units_stay_float(model):
     calibration = cached_calibration_inputs(model, BUCKET)
     plain = quantized_modules(quantize_for_qnnpack(model, calibration))
     floats = quantized_modules(quantize_for_qnnpack(model, calibration, FLOAT_UNITS))
-    in_units = lambda names, unit: [n for n in names if n == unit or n.startswith(unit + ".")]  # noqa: E731
+
+    def in_units(names, unit):
+        return [n for n in names if n == unit or n.startswith(unit + ".")]
+
     for unit in FLOAT_UNITS:
         assert in_units(plain, unit), f"{unit} is quantized in the plain graph"
         assert not in_units(floats, unit), f"{unit} kept in float"
@@ -103,6 +110,14 @@ def test_float_units_stay_float(model):
     # "rest" only: every unit quantized, the ops outside them (decoder resizes, concats) float.
     rest = quantize_for_qnnpack(model, calibration, ("rest",))
     assert set(quantized_modules(rest)) == set(plain)
+
+    def resizes_read_float(gm):
+        nodes = [n for n in gm.graph.nodes if n.op == "call_function" and "interpolate" in str(n.target)]
+        assert nodes, "the decoder resizes"
+        return {n.args[0].op == "call_method" and n.args[0].target == "dequantize" for n in nodes}
+
+    assert resizes_read_float(quantize_for_qnnpack(model, calibration)) == {False}
+    assert resizes_read_float(rest) == {True}
     everything = (*quant_units(model), "rest")
     assert quantized_modules(quantize_for_qnnpack(model, calibration, everything)) == {}
 

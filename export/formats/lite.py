@@ -39,7 +39,6 @@ from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
-
 import torch
 from torch.jit.mobile import (
     LiteScriptModule,
@@ -112,7 +111,11 @@ class LiteFormat:
                 raise ExportError(f"{artifact.key}: {e}") from e
             quant = {
                 "calibration": calibration.describe(),
-                "quantization": {**SCHEME, "float_units": list(float_units), "quantized_modules": len(quantized_modules(segmenter))},
+                "quantization": {
+                    **SCHEME,
+                    "float_units": list(float_units),
+                    "quantized_modules": len(quantized_modules(segmenter)),
+                },
             }
             engine = qnnpack_engine()
         with engine:
