@@ -69,6 +69,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import dataclasses
+import itertools
 import json
 import logging
 import os
@@ -598,12 +599,13 @@ def compact_qdq_graph(model: onnx.ModelProto) -> dict[str, int]:
 
     public = {v.name for v in g.input} | {v.name for v in g.output}
     short: dict[str, str] = {}
+    ids = (np.base_repr(i, 36).lower() for i in itertools.count())
 
     def rename(name: str) -> str:
         if not name or name in public:
             return name
         if name not in short:
-            short[name] = np.base_repr(len(short), 36).lower()
+            short[name] = next(x for x in ids if x not in public)
         return short[name]
 
     for t in g.initializer:
