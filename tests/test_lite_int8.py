@@ -17,13 +17,12 @@ import pytest
 import torch
 from torch.jit.mobile import _export_operator_list, _load_for_lite_interpreter
 
-from helpers import structure_head
+from helpers import structured_lite
 from backdrop.buckets import Bucket
 from backdrop.device_tests.host import HostDevice
 from backdrop.export.formats import FORMATS, ExportError, ExportRequest
 from backdrop.export.formats.lite import METADATA_FILE
 from backdrop.export.goldens import make_golden
-from backdrop.models import build_model
 from backdrop.quantization import fuse_model
 from backdrop.quantization.budget import measure_quality, run_explicit
 from backdrop.quantization.calibration import cached_calibration_inputs
@@ -36,12 +35,7 @@ FLOAT_UNITS = ("encoder.stages.3.1", "head")
 
 @pytest.fixture(scope="module")
 def model(carphone_path):
-    torch.manual_seed(5)
-    m = build_model("lite").eval()
-    first = next(x for x in m.modules() if isinstance(x, torch.nn.Conv2d))
-    with torch.no_grad():
-        first.weight[:, 3:4].mul_(0.1)
-    fused, _ = fuse_model(structure_head(m, carphone_path, BUCKET))
+    fused, _ = fuse_model(structured_lite(carphone_path, BUCKET))
     return fused
 
 

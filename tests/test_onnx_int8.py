@@ -2,7 +2,7 @@
 units kept in float, and the fallback search's probe on ONNX Runtime.
 
 The model is the lite network with its head rescaled on a real frame and the state channel of
-its first conv at 0.1 (the recipe of test_quantization.py), BatchNorm fused as before every
+its first conv at 0.1 (``helpers.structured_lite``), BatchNorm fused as before every
 export: its masks are structured (about 60 % person) and stay so with the state fed back.
 ``helpers.lively_lite`` is not used here: its randomised BatchNorm statistics make any 8-bit
 version of it drift far from float (measured: IoU 0.62 for ONNX Runtime QDQ and 0.58 for
@@ -26,13 +26,12 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from helpers import structure_head
+from helpers import structured_lite
 from backdrop.buckets import Bucket
 from backdrop.device_tests.host import HostDevice
 from backdrop.export.formats import FORMATS, ExportError, ExportRequest
 from backdrop.export.formats.onnx import OPSET, OnnxFormat
 from backdrop.export.goldens import make_golden
-from backdrop.models import build_model
 from backdrop.quantization import fuse_model
 from backdrop.quantization.budget import measure_quality, run_explicit
 from backdrop.quantization.fallback import Int8Probe
@@ -45,12 +44,7 @@ GOLDEN_FRAMES, RESET_AT = 30, 15
 
 @pytest.fixture(scope="module")
 def model(carphone_path):
-    torch.manual_seed(5)
-    m = build_model("lite").eval()
-    first = next(x for x in m.modules() if isinstance(x, torch.nn.Conv2d))
-    with torch.no_grad():
-        first.weight[:, 3:4].mul_(0.1)
-    fused, _ = fuse_model(structure_head(m, carphone_path, BUCKET))
+    fused, _ = fuse_model(structured_lite(carphone_path, BUCKET))
     return fused
 
 

@@ -6,7 +6,7 @@ frames disjoint from the goldens) -> PT2E int8 graph (close to float on real gol
 
 The fast tests use the lite network at 64x96 with its head rescaled on a real frame so that
 the masks are structured (a random-weight head gives a near-constant mask whose IoU is
-trivially 1; helpers.structure_head). The slow test uses the trained default model:
+trivially 1; helpers.structured_lite). The slow test uses the trained default model:
 int8 tolerances mean something only on trained weights (field notes).
 """
 
@@ -16,12 +16,11 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import structure_head
+from helpers import structured_lite
 from backdrop.buckets import Bucket
 from backdrop.export.goldens import make_golden
 from backdrop.export.wrappers import example_inputs, wrap
 from backdrop.metrics import boundary_iou, iou
-from backdrop.models import build_model
 from backdrop.quantization.calibration import CALIBRATION_START, CalibrationSet, calibration_inputs
 from backdrop.quantization.xnnpack_int8 import QuantizationError, quantize_for_xnnpack
 
@@ -31,22 +30,9 @@ CAL_FRAMES = 12
 GOLDEN_FRAMES = 30
 
 
-def _structured_lite(carphone_path, logit_std: float = 2.0, state_gain: float = 0.1) -> torch.nn.Module:
-    """lite with its head rescaled so logits on a real frame have mean 0, std ``logit_std``,
-    and the state channel of its first conv scaled by ``state_gain``: at full gain the random
-    network's feedback runs away to an all-person mask within 3 frames (measured), at 0.1 the
-    masks stay structured (about 60 % person) over the whole golden."""
-    torch.manual_seed(5)
-    model = build_model("lite").eval()
-    first = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
-    with torch.no_grad():
-        first.weight[:, 3:4].mul_(state_gain)
-    return structure_head(model, carphone_path, BUCKET, logit_std)
-
-
 @pytest.fixture(scope="module")
 def model(carphone_path):
-    return _structured_lite(carphone_path)
+    return structured_lite(carphone_path, BUCKET)
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +103,7 @@ def _run_loop(fn, golden) -> np.ndarray:
     return np.stack(out)
 
 
-# Measured on this machine (x86_64; lite as built by _structured_lite, 12 calibration frames
+# Measured on this machine (x86_64; lite as built by helpers.structured_lite, 12 calibration frames
 # 40..51, golden frames 0..29 with the int8 graph's own masks fed back), int8 vs float per
 # frame: IoU min 0.907 / mean 0.939, Boundary IoU min 0.826 / mean 0.863, max |dp| 0.22.
 # The same graph calibrated with an all-zero 4th channel: IoU min 0.894 / mean 0.910,
