@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Protocol
 
 from backdrop.buckets import Bucket
-from backdrop.errors import BackdropError
+from backdrop.errors import BackdropError, ConfigError
 from backdrop.export.artifact import Artifact
 from backdrop.models import Segmenter
 from backdrop.registry import Registry
@@ -66,6 +66,34 @@ class Int8Format(Format, Protocol):
         """A :class:`backdrop.quantization.fallback.Int8Probe` for ``request``'s model and bucket
         (explicit state, calibrated as the real export is)."""
         ...
+
+
+def checked_units(model: Segmenter, names: tuple[str, ...], format_name: str) -> tuple[str, ...]:
+    """``names`` after checking each is a quantization unit of ``model`` (or ``"rest"``).
+
+    Raises:
+        ExportError: an unknown name (the message lists the model's units).
+    """
+    from backdrop.quantization.units import check_units
+
+    try:
+        return check_units(model, names)
+    except ConfigError as e:
+        raise ExportError(f"Format '{format_name}' int8 float_units: {e}") from e
+
+
+def checked_float_units(request: ExportRequest, format_name: str) -> tuple[str, ...]:
+    """The request's float units, for a format's checks before anything is written.
+
+    Raises:
+        ExportError: float units on a precision other than int8, or an unknown unit.
+    """
+    if request.float_units and request.precision != "int8":
+        raise ExportError(
+            f"Format '{format_name}': float_units ({', '.join(request.float_units)}) apply to int8 "
+            f"only, not to precision '{request.precision}'."
+        )
+    return checked_units(request.model, request.float_units, format_name)
 
 
 FORMATS: Registry[Format] = Registry("export format")

@@ -50,7 +50,7 @@ from torch.jit.mobile import (
 from backdrop import __version__
 from backdrop.errors import ConfigError
 from backdrop.export.artifact import Artifact, io_specs
-from backdrop.export.formats.base import FORMATS, ExportError, ExportRequest
+from backdrop.export.formats.base import FORMATS, ExportError, ExportRequest, checked_float_units
 from backdrop.export.wrappers import STATE_NAME, example_inputs, wrap
 from backdrop.quantization.calibration import cached_calibration_inputs
 from backdrop.quantization.qnnpack_int8 import (
@@ -60,7 +60,7 @@ from backdrop.quantization.qnnpack_int8 import (
     quantize_for_qnnpack,
     quantized_modules,
 )
-from backdrop.quantization.units import check_units, fallback_units
+from backdrop.quantization.units import fallback_units
 
 METADATA_FILE = "backdrop.json"
 """Name of the extra file inside the ``.ptl`` that holds the artifact's description (JSON)."""
@@ -161,15 +161,7 @@ class LiteFormat:
                 f"Format '{self.name}' cannot export precision '{request.precision}': supported "
                 f"precisions are {', '.join(self.precisions)}."
             )
-        if request.float_units and request.precision != "int8":
-            raise ExportError(
-                f"Format '{self.name}': float_units ({', '.join(request.float_units)}) apply to int8 "
-                f"only, not to precision '{request.precision}'."
-            )
-        try:
-            return check_units(request.model, request.float_units)
-        except ConfigError as e:
-            raise ExportError(f"Format '{self.name}' int8 float_units: {e}") from e
+        return checked_float_units(request, self.name)
 
     def _script(self, request: ExportRequest, artifact: Artifact, segmenter: torch.nn.Module) -> torch.jit.ScriptModule:
         """Trace ``segmenter`` (the float model, or its int8 ``GraphModule``) at the bucket

@@ -88,12 +88,11 @@ from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, Q
 from onnxruntime.tools.convert_onnx_models_to_ort import OptimizationStyle, convert_onnx_models_to_ort
 
 from backdrop import __version__
-from backdrop.errors import ConfigError
 from backdrop.export.artifact import Artifact, io_specs
-from backdrop.export.formats.base import FORMATS, ExportError, ExportRequest
+from backdrop.export.formats.base import FORMATS, ExportError, ExportRequest, checked_float_units, checked_units
 from backdrop.export.wrappers import example_inputs, wrap
 from backdrop.quantization.calibration import CalibrationSet, cached_calibration_inputs
-from backdrop.quantization.units import REST, check_units, fallback_units, quant_units, unit_of
+from backdrop.quantization.units import REST, fallback_units, quant_units, unit_of
 
 OPSET = 18
 """The ``ai.onnx`` opset of every exported graph (see the module docstring for why)."""
@@ -248,12 +247,7 @@ class OnnxFormat:
                 f"precisions are {', '.join(self.precisions)}. Export fp32, or pick a target whose "
                 f"formats support '{request.precision}'."
             )
-        if request.float_units and request.precision != "int8":
-            raise ExportError(
-                f"Format '{self.name}': float_units ({', '.join(request.float_units)}) apply to int8 "
-                f"only, not to precision '{request.precision}'."
-            )
-        return _checked_units(request.model, request.float_units, self.name)
+        return checked_float_units(request, self.name)
 
     def _float_graph(
         self, wrapper: torch.nn.Module, example: tuple[torch.Tensor, ...], artifact: Artifact, request: ExportRequest
@@ -449,7 +443,7 @@ class OnnxInt8Probe:
         Raises:
             ExportError: an unknown unit; the export or the quantization failed.
         """
-        floats = set(_checked_units(self.request.model, tuple(float_units), self._format.name))
+        floats = set(checked_units(self.request.model, tuple(float_units), self._format.name))
         self._prepare()
         exclude = _excluded_nodes(self._node_units, floats)
         with tempfile.TemporaryDirectory(prefix="backdrop-onnx-int8-probe-") as tmp:
@@ -638,13 +632,6 @@ def _excluded_nodes(node_units: dict[str, str | None], float_units) -> list[str]
     ``float_units`` names ``"rest"``."""
     floats = set(float_units)
     return sorted(name for name, unit in node_units.items() if unit in floats or (unit is None and REST in floats))
-
-
-def _checked_units(model: torch.nn.Module, names: tuple[str, ...], fmt: str) -> tuple[str, ...]:
-    try:
-        return check_units(model, names)
-    except ConfigError as e:
-        raise ExportError(f"Format '{fmt}' int8 float_units: {e}") from e
 
 
 def _node_units(model: onnx.ModelProto, units: list[str], artifact: Artifact) -> dict[str, str | None]:
