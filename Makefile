@@ -13,7 +13,7 @@ TARGET ?= android-arm64
 DIST ?= dist
 
 .DEFAULT_GOAL := help
-.PHONY: help install teacher test test-slow predict export labels train models-table clean
+.PHONY: help install teacher test test-slow lint predict export labels train models-table clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -45,8 +45,13 @@ test: $(STAMP) ## run the fast tests (what CI runs first)
 test-slow: $(STAMP) ## run the slow tests (ExecuTorch lowering of every bucket, ...)
 	$(BIN)/python -m pytest -m slow
 
+# ruff check only (rules in pyproject.toml [tool.ruff]); no `ruff format --check` yet: about half
+# the files are not in ruff's format.
+lint: $(STAMP) ## run the linter (ruff check; the rules are in pyproject.toml)
+	$(BIN)/ruff check .
+
 predict: $(STAMP) ## main job: reference masks for a clip (INPUT=video/dir, default the sample clip) -> out/
-	input="$(INPUT)"; [ -n "$$input" ] || input=$$($(BIN)/python -c 'from backdrop.samples import carphone_clip; print(carphone_clip())'); \
+	input="$(INPUT)"; [ -n "$$input" ] || input=$$($(BIN)/python -c 'from backdrop.core.samples import carphone_clip; print(carphone_clip())'); \
 	$(BIN)/backdrop predict --checkpoint $(CHECKPOINT) --input "$$input" --out $(OUT)/masks.npz --overlay $(OUT)/overlay.png
 
 export: $(STAMP) ## per-bucket artifacts + manifest + parity for TARGET (android-arm64, ios-arm64, android-arm64-legacy) -> dist/TARGET/

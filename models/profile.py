@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from backdrop.errors import ConfigError
+from backdrop.core.errors import ConfigError
 from backdrop.models.segmenter import IN_CHANNELS, VARIANTS, Segmenter, build_model
 
 

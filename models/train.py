@@ -3,7 +3,7 @@
 Recipe (the seed's strategies; docs/training.md):
 
 - aspect-ratio grouped batches: every batch draws one bucket and all its samples are placed in
-  that bucket (bilinear resize + replicate padding, :func:`backdrop.buckets.to_bucket`);
+  that bucket (bilinear resize + replicate padding, :func:`backdrop.core.buckets.to_bucket`);
   a resolution schedule trains early steps at a fraction of the bucket size (fast on CPU) and
   the last steps at the real bucket sizes;
 - detect-with-mask: the 4th channel is zeros or a degraded previous mask
@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from backdrop.buckets import DEFAULT_BUCKETS, Bucket
-from backdrop.errors import ConfigError
+from backdrop.core.buckets import DEFAULT_BUCKETS, Bucket
+from backdrop.core.errors import ConfigError
 from backdrop.models.augment import AugmentConfig, PrevMaskConfig, make_sample
 from backdrop.models.checkpoint import load_checkpoint, save_checkpoint
 from backdrop.models.data import HeldOut, TrainingData, load_heldout, load_training_data
@@ -240,7 +240,7 @@ def predict_sequence(model: Segmenter, frames_yuv: list[np.ndarray], mask_feedba
     With ``mask_feedback=False`` the state is reset before every frame (channel 3 always zeros),
     for models trained without feedback.
     """
-    from backdrop.predict import ReferencePredictor
+    from backdrop.models.reference import ReferencePredictor
 
     predictor = ReferencePredictor(model.eval(), DEFAULT_BUCKETS)
     out = []
@@ -260,7 +260,7 @@ def evaluate_heldout(model: Segmenter, heldout: HeldOut, mask_feedback: bool = T
         consistency of the student) and ``teacher_static_iou`` / ``teacher_warped_iou`` (the
         teacher's on the same frames), and ``image_iou`` / ``image_biou`` per held-out image.
     """
-    from backdrop.metrics import boundary_iou, iou, temporal_consistency
+    from backdrop.core.metrics import boundary_iou, iou, temporal_consistency
 
     masks = predict_sequence(model, heldout.clip_yuv, mask_feedback)
     ious = [iou(m, t) for m, t in zip(masks, heldout.clip_labels)]

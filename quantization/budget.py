@@ -25,8 +25,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from backdrop.errors import ConfigError
-from backdrop.metrics import boundary_iou, iou, temporal_consistency
+from backdrop.core.errors import ConfigError
+from backdrop.core.metrics import boundary_iou, iou, temporal_consistency
 
 MASK_THRESHOLD = 0.5
 

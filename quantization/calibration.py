@@ -4,7 +4,7 @@ The network sees its own previous mask as a 4th input channel, so calibrating on
 an all-zero 4th channel would set that channel's (and every downstream activation's) range
 from an input distribution the deployed model never sees after its first frame. Here the
 float model is run over consecutive real frames exactly as the app runs it (the
-:class:`~backdrop.predict.ReferencePredictor` loop: mask fed back, reset at the start), and
+:class:`~backdrop.models.reference.ReferencePredictor` loop: mask fed back, reset at the start), and
 each frame is recorded together with the state it was actually fed.
 
 Frames (disjoint from the goldens). The goldens that parity checks against are frames
@@ -12,7 +12,7 @@ Frames (disjoint from the goldens). The goldens that parity checks against are f
 Calibration takes frames ``40 .. 40 + num_frames - 1`` of the same clip (the clip has 120
 frames, so at most 80), so the int8 parameters are never fitted to the frames they are
 judged on. Each frame is framed like a golden frame: centre crop to the bucket's aspect ratio
-(:func:`backdrop.buckets.crop_box`), NV21 round trip (what an Android camera
+(:func:`backdrop.core.buckets.crop_box`), NV21 round trip (what an Android camera
 delivers), bucket placement and resize.
 
 Contract of :class:`CalibrationSet` (N frames, bucket H x W, NCHW float32):
@@ -36,13 +36,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from backdrop.buckets import Bucket, BucketSet, crop_box, plan
-from backdrop.errors import ConfigError, InputError
-from backdrop.frames import nv21_to_yuv, yuv_to_nv21
-from backdrop.fsutil import file_sha256
+from backdrop.core.buckets import Bucket, BucketSet, crop_box, plan
+from backdrop.core.errors import ConfigError, InputError
+from backdrop.core.frames import nv21_to_yuv, yuv_to_nv21
+from backdrop.core.fsutil import file_sha256
 from backdrop.models import Segmenter
-from backdrop.predict import ReferencePredictor, bucket_input
-from backdrop.sources import iter_frames
+from backdrop.models.reference import ReferencePredictor, bucket_input
+from backdrop.core.sources import iter_frames
 
 CALIBRATION_START = 40
 """First source frame used for calibration: the goldens use frames 0 .. 39."""
@@ -145,7 +145,7 @@ def calibration_inputs(
     if num_frames < 1 or start < 0:
         raise ConfigError(f"Calibration needs num_frames >= 1 and start >= 0, got {num_frames} and {start}.")
     if source is None:
-        from backdrop.samples import carphone_clip
+        from backdrop.core.samples import carphone_clip
 
         source = carphone_clip()
     src = Path(source)

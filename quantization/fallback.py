@@ -26,7 +26,7 @@ from typing import Protocol
 
 import numpy as np
 
-from backdrop.errors import BackdropError
+from backdrop.core.errors import BackdropError
 from backdrop.quantization.budget import AccuracyBudget, Quality, StepFn, measure_quality, run_explicit
 
 

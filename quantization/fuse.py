@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from backdrop.errors import BackdropError
+from backdrop.core.errors import BackdropError
 from backdrop.models import Segmenter
 
 

@@ -35,7 +35,7 @@ from collections.abc import Collection, Iterator
 import torch
 from torch import nn
 
-from backdrop.errors import BackdropError
+from backdrop.core.errors import BackdropError
 from backdrop.quantization.calibration import CalibrationSet
 from backdrop.quantization.units import REST, check_units, quant_units
 

@@ -22,13 +22,13 @@ from collections.abc import Iterable, Sequence
 
 from torch import nn
 
-from backdrop.errors import ConfigError
+from backdrop.core.errors import ConfigError
 
 REST = "rest"
 """The pseudo-unit of every op outside the model's units (input concat, decoder resizes/adds)."""
 
 WRAPPER_PREFIX = "model."
-"""The export wrappers hold the segmenter as ``self.model`` (export/wrappers.py)."""
+"""The export wrappers hold the segmenter as ``self.model`` (models/wrappers.py)."""
 
 
 def _unit_types() -> tuple[type, ...]:

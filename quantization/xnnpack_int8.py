@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.fx import Node
 
-from backdrop.errors import BackdropError
+from backdrop.core.errors import BackdropError
 from backdrop.quantization.calibration import CalibrationSet
 from backdrop.quantization.units import REST, check_units, quant_units, unit_of
 
@@ -37,14 +37,14 @@ class QuantizationError(BackdropError):
 
 
 def _state_form(wrapper: nn.Module) -> str:
-    from backdrop.export.wrappers import ExplicitStateWrapper, NativeStateWrapper
+    from backdrop.models.wrappers import ExplicitStateWrapper, NativeStateWrapper
 
     if isinstance(wrapper, ExplicitStateWrapper):
         return "explicit"
     if isinstance(wrapper, NativeStateWrapper):
         return "native"
     raise QuantizationError(
-        f"quantize_for_xnnpack takes an export wrapper (backdrop.export.wrappers.wrap), got {type(wrapper).__name__}."
+        f"quantize_for_xnnpack takes an export wrapper (backdrop.models.wrappers.wrap), got {type(wrapper).__name__}."
     )
 
 
@@ -163,9 +163,9 @@ def quantize_for_xnnpack(
     """The int8 PT2E graph of ``wrapper`` calibrated on ``calibration``.
 
     Args:
-        wrapper: an eval-mode explicit or native wrapper (:func:`backdrop.export.wrappers.wrap`)
+        wrapper: an eval-mode explicit or native wrapper (:func:`backdrop.models.wrappers.wrap`)
             around the float (BatchNorm-fused) model.
-        example_inputs: the wrapper's export inputs (:func:`backdrop.export.wrappers.example_inputs`).
+        example_inputs: the wrapper's export inputs (:func:`backdrop.models.wrappers.example_inputs`).
         calibration: real frames with the states the float model fed them, for the same bucket.
         float_units: quantization units (quantization/units.py) left in float: XNNPACK runs
             them in fp32 inside the same delegate, with quantize/dequantize at their edges;
@@ -211,7 +211,7 @@ def quantize_for_xnnpack(
         raise QuantizationError(f"int8 PT2E quantization ({form} state) failed at {step}: {e}") from e
     converted.meta["backdrop_float_ops"] = float_ops
     if form == "native":
-        from backdrop.export.wrappers import STATE_NAME
+        from backdrop.models.wrappers import STATE_NAME
 
         with torch.no_grad():
             getattr(converted, STATE_NAME).zero_()

@@ -37,12 +37,12 @@ def _log(msg: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from backdrop.buckets import DEFAULT_BUCKETS
+    from backdrop.core.buckets import DEFAULT_BUCKETS
     from backdrop.device_tests.host import HostDevice
     from backdrop.export.formats.base import ExportRequest
     from backdrop.export.formats.executorch import ExecuTorchFormat
     from backdrop.export.goldens import make_golden
-    from backdrop.metrics import boundary_iou, iou, temporal_consistency
+    from backdrop.core.metrics import boundary_iou, iou, temporal_consistency
     from backdrop.models import load_checkpoint
     from backdrop.models.checkpoint import default_checkpoint_path
     from backdrop.quantization import fuse_model

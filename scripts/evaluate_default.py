@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from backdrop.metrics import boundary_iou, iou, temporal_consistency
+from backdrop.core.metrics import boundary_iou, iou, temporal_consistency
 from backdrop.models import load_checkpoint
 from backdrop.models.data import CARPHONE_HELDOUT_START, HeldOut, load_heldout, read_video_rgb
 from backdrop.models.profile import count_macs
@@ -34,8 +34,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 def heldout_from_npz(path: Path) -> HeldOut:
     """The held-out clip with the committed uint8 teacher labels (no teacher venv needed)."""
-    from backdrop.frames import bgr_to_yuv
-    from backdrop.samples import carphone_clip
+    from backdrop.core.frames import bgr_to_yuv
+    from backdrop.core.samples import carphone_clip
 
     with np.load(path, allow_pickle=False) as z:
         labels = [m.astype(np.float32) / 255.0 for m in z["masks"]]

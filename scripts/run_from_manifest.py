@@ -1,10 +1,14 @@
 #!/usr/bin/env python
 """Run an exported target the way app code would, knowing only its manifest.
 
-This is the model for app-side code (Kotlin, Swift): it does not import backdrop. Everything it
-needs comes from ``dist/<target>/manifest.json`` and the specs that manifest points to
-(docs/frames.md, docs/buckets.md, docs/manifest.md). For every ONNX / ORT and ExecuTorch
-artifact in the manifest it takes the bucket's golden sequence, and per frame:
+This is the model for app-side code (Kotlin, Swift): its camera-buffer, bucket, state and
+mask-back code imports nothing from backdrop. Everything it needs comes from
+``dist/<target>/manifest.json`` and the specs that manifest points to (docs/frames.md,
+docs/buckets.md, docs/manifest.md). The one thing it takes from backdrop is what an app takes
+from the runtime's own library: loading a file into its runtime, through the format registry
+(``Format.load``), so that every format whose runtime loads on this machine is run and the
+others are listed as skipped with the format's reason. For every such artifact in the
+manifest it takes the bucket's golden sequence, and per frame:
 
 1. decodes the camera buffer (NV21 or NV12, ``camera.format``) to YUV444 with nearest chroma
    upsampling, BT.601 full range;
@@ -21,8 +25,8 @@ thresholded at the manifest's ``threshold`` must be at least ``--min-iou`` (0.99
 frame. Resets happen where the golden's ``resets`` says (the first frame and a mid-sequence
 scene cut), as an app resets on a first frame, scene cut or camera switch.
 
-Dependencies: json, numpy, onnxruntime, executorch.runtime (which takes torch tensors, so
-torch is imported for ExecuTorch artifacts only), plus the standard library.
+Dependencies: json, numpy, the standard library, and backdrop's format registry for the
+runtimes.
 
 Usage:
     python scripts/run_from_manifest.py dist/android-arm64 [--min-iou 0.99]
@@ -43,7 +47,6 @@ from pathlib import Path
 
 import numpy as np
 
-RUNNABLE = ("onnx", "ort", "executorch")
 MAX_ASPECT_FACTOR = 2
 KNOWN_SCHEMA_MAJOR = "1"
 
@@ -155,33 +158,33 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 # ---------------------------------------------------------------------------------------------
 
 
-def onnxruntime_runner(path: Path, art: dict):
-    import onnxruntime as ort
+def why_not_runnable(art: dict) -> str:
+    """Why this machine's runtimes cannot load ``art`` ("" when they can), from its format."""
+    from backdrop.core.buckets import Bucket
+    from backdrop.core.errors import RegistryError
+    from backdrop.export.artifact import artifact_from_manifest
+    from backdrop.export.formats import FORMATS
 
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    in_names = [s["name"] for s in art["inputs"]]
-    out_names = [s["name"] for s in art["outputs"]]
-    have = sorted(i.name for i in session.get_inputs())
-    if have != sorted(in_names):
-        raise UsageError(f"{path.name}: the model's inputs are {have}, the manifest lists {in_names}")
-
-    def run(inputs: list[np.ndarray]) -> list[np.ndarray]:
-        return session.run(out_names, dict(zip(in_names, inputs)))
-
-    return run
+    try:
+        fmt = FORMATS.for_kind(art["format"])
+    except RegistryError as e:
+        return str(e)
+    return fmt.why_not_here(artifact_from_manifest(art, Path("."), Bucket(art["bucket"], 1, 1)))
 
 
-def executorch_runner(path: Path, art: dict):
-    import torch  # executorch.runtime takes torch tensors
-    from executorch.runtime import Runtime
+def runtime_runner(path: Path, art: dict, bucket: dict):
+    """The format's loader: one call per frame, inputs and outputs in the manifest's order."""
+    from backdrop.core.buckets import Bucket
+    from backdrop.core.errors import BackdropError
+    from backdrop.export.artifact import artifact_from_manifest
+    from backdrop.export.formats import FORMATS
 
-    method = Runtime.get().load_program(path).load_method("forward")
-
-    def run(inputs: list[np.ndarray]) -> list[np.ndarray]:
-        outs = method.execute([torch.from_numpy(np.ascontiguousarray(x)) for x in inputs])
-        return [o.numpy().copy() for o in outs]  # outputs live in planned memory: copy
-
-    return run
+    artifact = artifact_from_manifest(art, path.parent, Bucket(bucket["name"], bucket["height"], bucket["width"]))
+    artifact.path = path
+    try:
+        return FORMATS.for_kind(art["format"]).load(artifact)
+    except BackdropError as e:
+        raise UsageError(str(e)) from e
 
 
 # ---------------------------------------------------------------------------------------------
@@ -242,12 +245,7 @@ def check_artifact(root: Path, manifest: dict, art: dict, min_iou: float) -> tup
     hb, wb = bucket["height"], bucket["width"]
     if list(inputs["frame"]["shape"]) != [1, 3, hb, wb]:
         raise UsageError(f"{key}: input frame has shape {inputs['frame']['shape']}, bucket is {hb}x{wb}")
-    try:
-        run = (executorch_runner if art["format"] == "executorch" else onnxruntime_runner)(path, art)
-    except UsageError:
-        raise
-    except Exception as e:  # the runtimes raise their own exception types on a bad file
-        raise UsageError(f"{key}: {art['runtime'] if 'runtime' in art else art['format']} could not load {path}: {e}") from e
+    run = runtime_runner(path, art, bucket)
 
     h, w = (int(v) for v in g["camera_size"])
     chosen = select_bucket(h, w, buckets)
@@ -312,13 +310,14 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(f"camera {camera} is not nv21/nv12 bt601-full")
         results = []
         for art in manifest["artifacts"]:
-            if art["format"] not in RUNNABLE:
-                print(f"skip {art.get('key', art['path'])}: format {art['format']} is not run by this script", file=sys.stderr)
+            why = why_not_runnable(art)
+            if why:
+                print(f"skip {art.get('key', art['path'])}: {why}", file=sys.stderr)
                 continue
             results.append(check_artifact(root, manifest, art, args.min_iou))
             print(results[-1][1], flush=True)
         if not results:
-            raise UsageError(f"no {'/'.join(RUNNABLE)} artifact in the manifest; nothing was checked")
+            raise UsageError("no artifact in the manifest can run on this machine; nothing was checked")
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -15,7 +15,7 @@ def _seed():
 
 @pytest.fixture(scope="session")
 def carphone_path():
-    from backdrop.samples import carphone_clip
+    from backdrop.core.samples import carphone_clip
 
     return carphone_clip()
 

@@ -11,10 +11,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from backdrop.buckets import Bucket, crop_box, plan
+from backdrop.core.buckets import Bucket, crop_box, plan
 from backdrop.models import build_model
-from backdrop.predict import bucket_input
-from backdrop.sources import iter_frames
+from backdrop.models.reference import bucket_input
+from backdrop.core.sources import iter_frames
 
 
 class TwoConv(nn.Module):

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from backdrop.buckets import (
+from backdrop.core.buckets import (
     DEFAULT_BUCKETS,
     MAX_ASPECT_FACTOR,
     Bucket,
@@ -26,7 +26,7 @@ from backdrop.buckets import (
     resize_bilinear,
     to_bucket,
 )
-from backdrop.errors import BackdropError, BucketError, ConfigError, FrameError
+from backdrop.core.errors import BackdropError, BucketError, ConfigError, FrameError
 
 # Frame sizes as (height, width), with the default bucket each must land in.
 # Camera sizes are usually quoted width x height; here 1080x1920 is a landscape 1080p frame.

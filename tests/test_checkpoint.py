@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from backdrop.errors import CheckpointError
+from backdrop.core.errors import CheckpointError
 from backdrop.models import build_model, load_checkpoint, save_checkpoint
 
 

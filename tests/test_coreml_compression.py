@@ -1,4 +1,4 @@
-"""Core ML weight compression (export/formats/coreml.py): the int8 and palette6 precisions.
+"""Core ML weight compression (quantization/coreml_compress.py): the int8 and palette6 precisions.
 
 Core ML cannot run on Linux, so each compressed package is checked on its spec and weights:
 both precisions x both state forms export, pass the spec check, keep the fp16 interface and
@@ -19,18 +19,15 @@ import pytest
 import torch
 from torch import nn
 
-from backdrop.buckets import Bucket
+from backdrop.core.buckets import Bucket
 from backdrop.export.artifact import tree_sha256
 from backdrop.export.formats import FORMATS, ExportError, ExportRequest
-from backdrop.export.formats.coreml import (
+from backdrop.export.formats.coreml import DEPLOYMENT_TARGETS, VERIFICATION_NOTE, CoreMLFormat, validate_coreml_spec
+from backdrop.quantization.coreml_compress import (
     COMPRESSION,
-    DEPLOYMENT_TARGETS,
-    VERIFICATION_NOTE,
     WEIGHT_THRESHOLD,
-    CoreMLFormat,
     compress_weights,
     compressed_weights_error,
-    validate_coreml_spec,
 )
 
 import coremltools as ct  # a pinned dependency: never skipped
@@ -295,7 +292,7 @@ def coreml_weights_into_torch(model: nn.Module, fp16_package, compressed_model) 
     unique. Returns (new entries, compressed tensors mapped, compressed tensors in the package).
     """
     import coremltools.optimize.coreml as cto
-    from backdrop.export.formats.coreml import (
+    from backdrop.quantization.coreml_compress import (
         _as_mlmodel,
         _compressed_var_names,
         _float_weights,
@@ -322,7 +319,7 @@ def coreml_weights_into_torch(model: nn.Module, fp16_package, compressed_model) 
 def test_masks_with_compressed_weights_stay_close_to_float(tmp_path):
     """Default model (fused), 64x96: IoU against float with the Core ML weights in torch."""
     from backdrop.export.goldens import make_golden
-    from backdrop.export.wrappers import wrap
+    from backdrop.models.wrappers import wrap
     from backdrop.models import load_checkpoint
     from backdrop.models.checkpoint import default_checkpoint_path
     from backdrop.quantization import fuse_model

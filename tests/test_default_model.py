@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backdrop.frames import bgr_to_yuv
-from backdrop.metrics import boundary_iou, iou
+from backdrop.core.frames import bgr_to_yuv
+from backdrop.core.metrics import boundary_iou, iou
 from backdrop.models import load_checkpoint
 from backdrop.models.data import CARPHONE_HELDOUT_START, read_video_rgb
-from backdrop.predict import ReferencePredictor
+from backdrop.models.reference import ReferencePredictor
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT = REPO / "backdrop" / "data" / "default_model.pt"

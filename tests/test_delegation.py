@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from backdrop.buckets import DEFAULT_BUCKETS
+from backdrop.core.buckets import DEFAULT_BUCKETS
 from backdrop.models import build_model
 from backdrop.models.segmenter import DEFAULT_VARIANT
 
@@ -57,6 +57,6 @@ def test_default_network_fully_delegated_on_every_bucket(bucket):
 
 @pytest.mark.slow
 def test_lite_and_odd_size_fully_delegated():
-    from backdrop.buckets import Bucket
+    from backdrop.core.buckets import Bucket
 
     _assert_fully_delegated("lite", Bucket("odd", 143, 255))

@@ -1,4 +1,4 @@
-"""The eval stage end to end on the real carphone clip (backdrop.evaluate, `backdrop eval`)."""
+"""The eval stage end to end on the real carphone clip (backdrop.orchestration.evaluate, `backdrop eval`)."""
 
 from __future__ import annotations
 
@@ -12,17 +12,17 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from backdrop import metrics as M
-from backdrop.commands.eval import eval_command
-from backdrop.errors import BackdropError, ConfigError, EvalError, InputError
-from backdrop.evaluate import EvalSpec, evaluate
-from backdrop.maskio import MaskSequence, save_masks
+from backdrop.core import metrics as M
+from backdrop.orchestration.commands.eval import eval_command
+from backdrop.core.errors import BackdropError, ConfigError, EvalError, InputError
+from backdrop.orchestration.evaluate import EvalSpec, evaluate
+from backdrop.core.maskio import MaskSequence, save_masks
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def carphone_path() -> str:
-    from backdrop.samples import carphone_clip
+    from backdrop.core.samples import carphone_clip
 
     return str(carphone_clip())
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from backdrop.buckets import BucketSet
-from backdrop.errors import BucketError, RegistryError
+from backdrop.core.buckets import BucketSet
+from backdrop.core.errors import BucketError, RegistryError
 from backdrop.export.formats import FORMATS, ExportError
-from backdrop.manifest import load_manifest, validate_manifest, ManifestError
-from backdrop.pipeline import ExportSpec, export_target
+from backdrop.orchestration.manifest import load_manifest, validate_manifest, ManifestError
+from backdrop.orchestration.pipeline import ExportSpec, export_target
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = BucketSet.parse("small_4x3=64x96")
@@ -92,7 +92,7 @@ def test_export_target_end_to_end(tmp_path, lite_checkpoint, target):
     if target == "android-arm64-legacy":
         from typer.testing import CliRunner
 
-        from backdrop.cli import app
+        from backdrop.orchestration.cli import app
 
         r = CliRunner().invoke(app, ["parity", "--dist", str(result.out_dir)])
         assert r.exit_code == 0, r.output

@@ -1,4 +1,4 @@
-"""Per-class fairness scores and the bootstrap over videos (backdrop.fairness)."""
+"""Per-class fairness scores and the bootstrap over videos (backdrop.core.fairness)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from backdrop.errors import ConfigError, InputError
-from backdrop.fairness import (
+from backdrop.core.errors import ConfigError, InputError
+from backdrop.core.fairness import (
     BootstrapConfig,
     FairnessConfig,
     bootstrap_mean_ci,

@@ -18,7 +18,7 @@ import pytest
 import torch
 from torch import nn
 
-from backdrop.buckets import Bucket
+from backdrop.core.buckets import Bucket
 from backdrop.export.artifact import Artifact, TensorSpec, io_specs
 from backdrop.export.formats import FORMATS, ExportError, ExportRequest
 from backdrop.export.formats.coreml import VERIFICATION_NOTE, CoreMLFormat, validate_coreml_spec

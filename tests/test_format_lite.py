@@ -17,11 +17,11 @@ from torch.jit.mobile import _load_for_lite_interpreter
 
 from helpers import lively_lite
 from backdrop import __version__
-from backdrop.buckets import Bucket
+from backdrop.core.buckets import Bucket
 from backdrop.export.artifact import io_specs
 from backdrop.export.formats import FORMATS, ExportError, ExportRequest
 from backdrop.export.formats.lite import METADATA_FILE
-from backdrop.export.wrappers import wrap
+from backdrop.models.wrappers import wrap
 
 BUCKET = Bucket("small_2x3", 64, 96)
 ATOL = 1e-4
@@ -74,7 +74,7 @@ def test_embedded_metadata(exported, form, model):
     extra = {METADATA_FILE: ""}
     torch.jit.load(str(art.path), _extra_files=extra)
     meta = json.loads(extra[METADATA_FILE])
-    assert meta["backdrop_version"] == __version__
+    assert meta["version"] == __version__
     assert (meta["format"], meta["precision"], meta["state_form"]) == ("torchscript-lite", "fp32", form)
     assert meta["bucket"] == {"name": BUCKET.name, "height": 64, "width": 96}
     assert meta["inputs"] == [s.to_dict() for s in art.inputs]

@@ -20,11 +20,11 @@ from torch import nn
 
 from helpers import lively_lite
 from backdrop import __version__
-from backdrop.buckets import Bucket
+from backdrop.core.buckets import Bucket
 from backdrop.export.artifact import io_specs
 from backdrop.export.formats import FORMATS, ExportError, ExportRequest
 from backdrop.export.formats.onnx import OPSET, OnnxFormat
-from backdrop.export.wrappers import wrap
+from backdrop.models.wrappers import wrap
 
 BUCKET = Bucket("small_2x3", 64, 96)
 ORT_TYPES = {"float32": "tensor(float)"}

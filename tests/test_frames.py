@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
-from backdrop.errors import FrameError
-from backdrop.frames import (
+from backdrop.core.errors import FrameError
+from backdrop.core.frames import (
     bgr_to_yuv,
     i420_to_yuv,
     model_input,

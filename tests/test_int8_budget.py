@@ -1,5 +1,5 @@
 """The int8 accuracy budget, the sensitivity ranking and float fallback (quantization/budget.py,
-quantization/fallback.py, backdrop/int8_stage.py), and PT2E units kept in float.
+quantization/fallback.py, backdrop/orchestration/int8_stage.py), and PT2E units kept in float.
 
 The search logic is tested on a synthetic probe whose error per unit is known, so ranking and
 the number of units kept in float can be asserted exactly; the real formats' probes are
@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from backdrop.errors import ConfigError
+from backdrop.core.errors import ConfigError
 from backdrop.quantization.budget import AccuracyBudget, measure_quality, run_explicit
 from backdrop.quantization.fallback import FallbackError, FallbackSearch, rank_units, search_fallback
 
@@ -133,8 +133,8 @@ def test_fallback_gives_up_past_the_allowed_fraction():
 def test_pt2e_units_kept_in_float_have_no_quantized_ops(carphone_path):
     import torch
 
-    from backdrop.buckets import Bucket
-    from backdrop.export.wrappers import example_inputs, wrap
+    from backdrop.core.buckets import Bucket
+    from backdrop.models.wrappers import example_inputs, wrap
     from backdrop.models import build_model
     from backdrop.quantization import fuse_model
     from backdrop.quantization.calibration import calibration_inputs
@@ -165,7 +165,7 @@ def test_pt2e_units_kept_in_float_have_no_quantized_ops(carphone_path):
 
 
 def test_quantization_report_names_slow_ops_and_big_files(tmp_path):
-    from backdrop.int8_stage import write_quantization_report
+    from backdrop.orchestration.int8_stage import write_quantization_report
 
     g = _golden()
     q = measure_quality(g.expected_masks.copy(), g).to_dict()
@@ -193,10 +193,10 @@ def test_export_with_a_budget_forced_to_miss_engages_fallback(tmp_path, monkeypa
     """The trained default model, ONNX int8 at one real bucket, a Boundary IoU budget just above
     what plain int8 reaches (0.9715 measured): fallback must engage, keep units in float, meet
     the budget on the real artifact, and say so in the manifest and the report."""
-    from backdrop.buckets import BucketSet
+    from backdrop.core.buckets import BucketSet
     from backdrop.export.targets import TARGETS, Target, TargetEntry
-    from backdrop.manifest import load_manifest
-    from backdrop.pipeline import ExportSpec, export_target
+    from backdrop.orchestration.manifest import load_manifest
+    from backdrop.orchestration.pipeline import ExportSpec, export_target
 
     target = Target(
         "test-onnx-int8", "android", "nv21", "ONNX fp32 + int8 (test)",

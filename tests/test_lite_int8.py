@@ -18,7 +18,7 @@ import torch
 from torch.jit.mobile import _export_operator_list, _load_for_lite_interpreter
 
 from helpers import structured_lite
-from backdrop.buckets import Bucket
+from backdrop.core.buckets import Bucket
 from backdrop.device_tests.host import HostDevice
 from backdrop.export.formats import FORMATS, ExportError, ExportRequest
 from backdrop.export.formats.lite import METADATA_FILE

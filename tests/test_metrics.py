@@ -1,4 +1,4 @@
-"""Mask IoU, Boundary IoU, temporal consistency and border-band error (backdrop.metrics)."""
+"""Mask IoU, Boundary IoU, temporal consistency and border-band error (backdrop.core.metrics)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from backdrop import metrics as M
-from backdrop.errors import ConfigError, FrameError
+from backdrop.core import metrics as M
+from backdrop.core.errors import ConfigError, FrameError
 
 
 def box(h: int, w: int, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from backdrop.buckets import DEFAULT_BUCKETS
-from backdrop.errors import ConfigError, RegistryError
+from backdrop.core.buckets import DEFAULT_BUCKETS
+from backdrop.core.errors import ConfigError, RegistryError
 from backdrop.models import VARIANTS, SegmenterConfig, build_model
 from backdrop.models.layers import Pad2d
 

@@ -1,5 +1,5 @@
-"""ONNX int8 (static QDQ, per-channel; export/formats/onnx.py): the .onnx and its .ort twin,
-units kept in float, and the fallback search's probe on ONNX Runtime.
+"""ONNX int8 (static QDQ, per-channel; quantization/onnx_qdq.py, export/formats/onnx.py): the
+.onnx and its .ort twin, units kept in float, and the fallback search's probe on ONNX Runtime.
 
 The model is the lite network with its head rescaled on a real frame and the state channel of
 its first conv at 0.1 (``helpers.structured_lite``), BatchNorm fused as before every
@@ -9,7 +9,7 @@ version of it drift far from float (measured: IoU 0.62 for ONNX Runtime QDQ and 
 PT2E/XNNPACK over the same golden), so nothing could be asserted about accuracy on it.
 Numbers below were measured on x86_64 (2 cores); int8 floors sit well under them because a
 random network amplifies quantization error (the trained default model is much closer to
-float; see the module docstring of the format).
+float; see docs/quantization.md).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import pytest
 import torch
 
 from helpers import structured_lite
-from backdrop.buckets import Bucket
+from backdrop.core.buckets import Bucket
 from backdrop.device_tests.host import HostDevice
 from backdrop.export.formats import FORMATS, ExportError, ExportRequest
 from backdrop.export.formats.onnx import OPSET, OnnxFormat
@@ -202,7 +202,7 @@ def test_compaction_is_exact_on_a_quantizer_graph(tmp_path):
     zero-point tensors coincide), ONNX Runtime gives the same bytes before and after."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
-    from backdrop.export.formats.onnx import compact_qdq_graph
+    from backdrop.quantization.onnx_qdq import compact_qdq_graph
 
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 8, 3, padding=1))
     x = torch.rand(1, 3, 16, 16)

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from helpers import TwoConv, structure_head
-from backdrop.buckets import Bucket
+from backdrop.core.buckets import Bucket
 from backdrop.device_tests.base import DEVICES, Device, DeviceError, get_device
 from backdrop.device_tests.host import HostDevice
 from backdrop.device_tests.parity import (
@@ -32,10 +32,10 @@ from backdrop.device_tests.parity import (
     thresholds_for,
     write_parity_report,
 )
-from backdrop.errors import ConfigError, RegistryError
+from backdrop.core.errors import ConfigError, RegistryError
 from backdrop.export.artifact import Artifact, io_specs
 from backdrop.export.goldens import make_golden
-from backdrop.export.wrappers import STATE_NAME, example_inputs, wrap
+from backdrop.models.wrappers import STATE_NAME, example_inputs, wrap
 from backdrop.models import build_model
 
 BUCKET = Bucket("t", 64, 96)

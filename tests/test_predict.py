@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from backdrop.buckets import BucketSet
-from backdrop.errors import InputError
-from backdrop.maskio import load_masks
+from backdrop.core.buckets import BucketSet
+from backdrop.core.errors import InputError
+from backdrop.core.maskio import load_masks
 from backdrop.models import load_checkpoint
-from backdrop.predict import PredictSpec, ReferencePredictor, bucket_input, predict
-from backdrop.sources import iter_frames
+from backdrop.models.reference import ReferencePredictor, bucket_input
+from backdrop.orchestration.predict import PredictSpec, predict
+from backdrop.core.sources import iter_frames
 
 
 def test_predict_on_real_clip_writes_documented_format(lite_checkpoint, carphone_path, tmp_path):
@@ -75,7 +76,7 @@ def test_image_folder_input_in_name_order(lite_checkpoint, carphone_path, tmp_pa
     frames = list(iter_frames(carphone_path, 3))
     folder = tmp_path / "frames"
     folder.mkdir()
-    from backdrop.frames import yuv_to_bgr
+    from backdrop.core.frames import yuv_to_bgr
 
     for f, name in zip(frames, ["b.png", "a.png", "c.png"]):
         cv2.imwrite(str(folder / name), yuv_to_bgr(f.yuv))

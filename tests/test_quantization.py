@@ -17,10 +17,10 @@ import pytest
 import torch
 
 from helpers import structured_lite
-from backdrop.buckets import Bucket
+from backdrop.core.buckets import Bucket
 from backdrop.export.goldens import make_golden
-from backdrop.export.wrappers import example_inputs, wrap
-from backdrop.metrics import boundary_iou, iou
+from backdrop.models.wrappers import example_inputs, wrap
+from backdrop.core.metrics import boundary_iou, iou
 from backdrop.quantization.calibration import CALIBRATION_START, CalibrationSet, calibration_inputs
 from backdrop.quantization.xnnpack_int8 import QuantizationError, quantize_for_xnnpack
 

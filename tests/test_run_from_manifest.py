@@ -19,10 +19,10 @@ import torch
 from torch import nn
 
 from helpers import TwoConv, structure_head
-from backdrop.buckets import Bucket
+from backdrop.core.buckets import Bucket
 from backdrop.export.artifact import io_specs
 from backdrop.export.goldens import make_golden, save_golden
-from backdrop.export.wrappers import STATE_NAME, example_inputs, wrap
+from backdrop.models.wrappers import STATE_NAME, example_inputs, wrap
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "run_from_manifest.py"
 BUCKET = Bucket("t", 64, 96)

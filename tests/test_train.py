@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from backdrop.buckets import DEFAULT_BUCKETS
-from backdrop.errors import ConfigError, InputError
+from backdrop.core.buckets import DEFAULT_BUCKETS
+from backdrop.core.errors import ConfigError, InputError
 from backdrop.models.augment import AugmentConfig, PrevMaskConfig, make_sample, synthesize_prev_mask
 from backdrop.models.data import TEACHER_FORMAT, Sample, TrainingData, load_teacher_cache, quantize_labels
 from backdrop.models.losses import boundary_width, inner_boundary, segmentation_loss
@@ -223,7 +223,7 @@ def test_teacher_script_writes_the_format_the_loader_reads():
 
 
 def test_labels_command_without_teacher_venv_says_make_teacher(tmp_path):
-    from backdrop.commands.train import teacher_python_path
+    from backdrop.orchestration.commands.train import teacher_python_path
 
     with pytest.raises(ConfigError, match="make teacher"):
         teacher_python_path(tmp_path / "no-venv" / "bin" / "python")

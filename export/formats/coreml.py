@@ -1,6 +1,6 @@
 """Core ML ``.mlpackage`` (ML program computing in fp16) for iPhones, and its spec check for Linux hosts.
 
-Two artifacts per bucket, one per state form (export/wrappers.py):
+Two artifacts per bucket, one per state form (models/wrappers.py):
 
 - ``native`` -> ``model-coreml-fp16-native.mlpackage``, iOS 18 / macOS 15: a stateful model.
   Inputs ``frame``, ``reset``; output ``mask``; state ``mask_state`` (a Core ML ``MLState``).
@@ -9,23 +9,12 @@ Two artifacts per bucket, one per state form (export/wrappers.py):
 - ``explicit`` -> ``model-coreml-fp16-explicit.mlpackage``, iOS 16 / macOS 13: inputs
   ``frame``, ``prev_mask``; outputs ``mask``, ``next_mask``; the app feeds ``next_mask`` back.
 
-Three precisions, all computing in fp16 (``compute_precision=FLOAT16``):
-
-- ``fp16``: fp16 weights.
-- ``int8`` -> ``model-coreml-int8-<form>.mlpackage``: weight-only linear quantization (int8,
-  symmetric, one scale per output channel) of the fp16 program with
-  ``coremltools.optimize.coreml.linear_quantize_weights``; Core ML dequantizes the weights to
-  fp16 when it loads the model (``constexpr_affine_dequantize`` on iOS 16,
-  ``constexpr_blockwise_shift_scale`` in an iOS 18 program).
-- ``palette6`` -> ``model-coreml-palette6-<form>.mlpackage``: 6-bit k-means palettization (one
-  64-entry fp16 lookup table per weight tensor) with ``palettize_weights``
-  (``constexpr_lut_to_dense``).
-
-Both are iOS 16 features of ML programs, so the deployment targets stay those of the state
-forms. Weight tensors of at most :data:`WEIGHT_THRESHOLD` elements, and every bias (rank 1),
-stay fp16. Activations are not quantized: activation calibration runs the model
-(``MLModel.predict``), which needs macOS. The weight error of a compressed artifact is
-measured here (:func:`compressed_weights_error`, fp16 weights read back from the package).
+Three precisions, all computing in fp16 (``compute_precision=FLOAT16``): ``fp16`` (fp16
+weights), and ``int8`` (linear, per channel) and ``palette6`` (6-bit k-means palettized), whose
+weights are compressed after conversion by :mod:`backdrop.quantization.coreml_compress`
+(weight-only: activations stay fp16; the weight error read back from the package goes into
+``details["compression"]``). Files ``model-coreml-<precision>-<form>.mlpackage``; the
+compressed-weight ops are iOS 16 features, so the deployment targets stay those of the forms.
 
 Every input, output and state is **float16** (``MLMultiArrayDataType.float16``, iOS 16+),
 not float32: the model computes in fp16 anyway (``compute_precision=FLOAT16``, what the Neural
@@ -59,7 +48,6 @@ import shutil
 import sys
 import time
 import uuid
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,38 +55,32 @@ import numpy as np
 import torch
 
 from backdrop import __version__
+from backdrop.core.contract import SelfDescription, in_file_rule
 from backdrop.export.artifact import Artifact, TensorSpec, io_specs
-from backdrop.export.formats.base import FORMATS, ExportError, ExportRequest
-from backdrop.export.wrappers import STATE_FORMS, example_inputs, wrap
+from backdrop.export.formats.base import (
+    FORMATS,
+    ArtifactKind,
+    ExportError,
+    ExportRequest,
+    FrameRunner,
+    OfflineCheck,
+    check_file_exists,
+)
+from backdrop.models.wrappers import STATE_FORMS, example_inputs, wrap
+from backdrop.quantization.coreml_compress import (
+    COMPRESSION,
+    WEIGHT_THRESHOLD,
+    compress_weights,
+    compression_details,
+    program_ops,
+    weight_bytes,
+)
 
 # Per state form: the coremltools deployment target, also the artifact's ``min_os`` (the
 # same model runs from macOS 15 / macOS 13 respectively). The same for every precision: the
 # compressed-weight ops of ML programs (constexpr_*) exist from iOS 16, and coremltools picks
 # their iOS 18 versions in the native form's iOS 18 program.
 DEPLOYMENT_TARGETS = {"native": "iOS18", "explicit": "iOS16"}
-
-WEIGHT_THRESHOLD = 2048
-"""Weight tensors with at most this many elements stay fp16 in the compressed precisions
-(coremltools' ``weight_threshold``, its default); biases and other rank-1 consts always do."""
-
-COMPRESSION = {
-    "int8": {
-        "method": "coremltools.optimize.coreml.linear_quantize_weights",
-        "config": {"mode": "linear_symmetric", "dtype": "int8", "granularity": "per_channel", "weight_threshold": WEIGHT_THRESHOLD},
-        "ops": ("constexpr_affine_dequantize", "constexpr_blockwise_shift_scale"),
-    },
-    "palette6": {
-        "method": "coremltools.optimize.coreml.palettize_weights",
-        "config": {"mode": "kmeans", "nbits": 6, "granularity": "per_tensor", "weight_threshold": WEIGHT_THRESHOLD},
-        "ops": ("constexpr_lut_to_dense",),
-    },
-}
-"""Weight compression per precision: the coremltools function, its op config (as passed) and
-the MIL ops that hold the compressed weights in the saved program. ``fp16`` has none."""
-
-ACTIVATIONS_NOTE = (
-    "fp16, not quantized: activation quantization calibrates with MLModel.predict, which needs macOS"
-)
 
 IO_DTYPE = "float16"
 """dtype of every input, output and state (see the module docstring for why)."""
@@ -143,9 +125,49 @@ class CoreMLFormat:
 
     name = "coreml"
     runtime = "coreml"
+    summary = "Core ML ML program (.mlpackage), stateful for iOS 18 and explicit-state for iOS 16"
     state_forms = ("native", "explicit")
     # int8 and palette6 compress the weights of the converted fp16 program (COMPRESSION).
     precisions = ("fp16", "int8", "palette6")
+    kinds = (ArtifactKind("coreml", ".mlpackage", "coreml", ("native", "explicit"), "Core ML package"),)
+    reset_alternative = "start from a fresh state (model.makeState())"
+    runtime_packages = ("coremltools",)
+    color = "tab:purple"
+    int8_speedup_target: float | None = None
+
+    def why_not_here(self, artifact: Artifact) -> str:
+        if sys.platform != "darwin":
+            return "Core ML runs only on macOS/iOS; run `backdrop parity --device coreml-mac` on a Mac for the real check."
+        return "" if artifact.state_form in self.state_forms else f"no {artifact.state_form!r} state form"
+
+    def check_offline(self, artifact: Artifact) -> OfflineCheck:
+        """:func:`validate_coreml_spec`: the package's spec against what the artifact declares."""
+        check = validate_coreml_spec(artifact.path, artifact)
+        return OfflineCheck(tuple(check.errors), tuple(check.warnings), "Core ML spec check")
+
+    def load(self, artifact: Artifact, threads: int = 0) -> FrameRunner:
+        """``coremltools.models.MLModel`` (compute units: all; macOS only). The native form makes
+        one state (``make_state``) and passes it to every prediction.
+
+        Written against coremltools 9's documented ``make_state`` / ``predict(state=...)``; it
+        has not been run from this repository's Linux CI."""
+        import coremltools as ct
+
+        path = check_file_exists(artifact)
+        try:
+            model = ct.models.MLModel(str(path), compute_units=ct.ComputeUnit.ALL)
+        except Exception as e:  # coremltools raises plain Exceptions on bad packages
+            raise ExportError(f"{artifact.key}: Core ML could not load {path}: {e}") from e
+        in_names = [s.name for s in artifact.inputs]
+        out_names = [s.name for s in artifact.outputs]
+        state = model.make_state() if artifact.state_form == "native" else None
+
+        def call(inputs):
+            feed = dict(zip(in_names, inputs))
+            out = model.predict(feed, state=state) if state is not None else model.predict(feed)
+            return [np.asarray(out[n]) for n in out_names]
+
+        return call
 
     def __init__(self, progress: bool = True) -> None:
         self.progress = progress
@@ -232,7 +254,7 @@ class CoreMLFormat:
                     started = time.perf_counter()
                     mlmodel = compress_weights(fp16_model, request.precision)
                     compress_seconds = time.perf_counter() - started
-                    compression = _compression_details(fp16_model, mlmodel, request.precision)
+                    compression = compression_details(fp16_model, mlmodel, request.precision)
             except Exception as e:
                 raise ExportError(
                     f"Core ML {request.precision} weight compression of {where} failed: {type(e).__name__}: {e}"
@@ -266,7 +288,7 @@ class CoreMLFormat:
             "convert_seconds": round(seconds, 2),
         }
         if compression is not None:
-            compression["weight_bytes"] = _weight_bytes(path)
+            compression["weight_bytes"] = weight_bytes(path)
             compression["weight_bytes_ratio"] = round(compression["weight_bytes"] / compression["fp16_weight_bytes"], 4)
             details["compression"] = compression
         return [
@@ -286,154 +308,6 @@ class CoreMLFormat:
                 verification_note=VERIFICATION_NOTE,
             )
         ]
-
-
-def compress_weights(mlmodel, precision: str):
-    """``mlmodel`` (an fp16 ML program) with its weights compressed as ``precision`` says
-    (:data:`COMPRESSION`); the model description and metadata are kept."""
-    import coremltools.optimize.coreml as cto
-
-    if precision not in COMPRESSION:
-        raise ValueError(f"no weight compression for precision {precision!r}; known: {', '.join(COMPRESSION)}")
-    cfg = dict(COMPRESSION[precision]["config"])
-    if precision == "int8":
-        config = cto.OptimizationConfig(global_config=cto.OpLinearQuantizerConfig(**cfg))
-        return cto.linear_quantize_weights(mlmodel, config)
-    config = cto.OptimizationConfig(global_config=cto.OpPalettizerConfig(**cfg))
-    return cto.palettize_weights(mlmodel, config)
-
-
-def _as_mlmodel(model):
-    import coremltools as ct
-
-    if isinstance(model, (str, Path)):
-        return ct.models.MLModel(str(model), skip_model_load=True)
-    return model
-
-
-def _weight_consumers(name: str, meta) -> tuple:
-    """Where a const goes: ((op type, op name, input name), ...); op names survive compression."""
-    return tuple(sorted((c.op_type, c.name, k) for c in meta.child_ops for k, v in c.params_name_mapping.items() if v == name))
-
-
-def _float_weights(mlmodel) -> dict[tuple, tuple[str, np.ndarray]]:
-    """Consumers -> (const name, value) for every float const of at least two elements."""
-    import coremltools.optimize.coreml as cto
-
-    out = {}
-    for name, meta in cto.get_weights_metadata(mlmodel, weight_threshold=2).items():
-        if np.issubdtype(meta.val.dtype, np.floating):
-            out[_weight_consumers(name, meta)] = (name, meta.val)
-    return out
-
-
-def _compressed_var_names(mlmodel) -> dict[str, str]:
-    """Output var name -> op type of every compressed-weight (``constexpr_*``) op."""
-    return {
-        out.name: op.type
-        for op in _program_ops(mlmodel.get_spec())
-        if op.type.startswith("constexpr_")
-        for out in op.outputs
-    }
-
-
-def _weights_comparison(fp16_model, compressed_model) -> dict:
-    import coremltools.optimize.coreml as cto
-
-    fp16_model, compressed_model = _as_mlmodel(fp16_model), _as_mlmodel(compressed_model)
-    compressed_names = _compressed_var_names(compressed_model)
-    reference = _float_weights(fp16_model)
-    restored = _float_weights(cto.decompress_weights(compressed_model))
-    errors: list[tuple[float, str]] = []
-    unmatched: list[str] = []
-    elements = {"compressed": 0, "kept": 0}
-    for key, (name, val) in restored.items():
-        if name not in compressed_names:
-            elements["kept"] += int(val.size)
-            continue
-        elements["compressed"] += int(val.size)
-        ref = reference.get(key)
-        if ref is None or ref[1].shape != val.shape:
-            unmatched.append(name)
-            continue
-        w = ref[1].astype(np.float64)
-        norm = float(np.linalg.norm(w))
-        if norm > 0:
-            errors.append((float(np.linalg.norm(val.astype(np.float64) - w)) / norm, ref[0]))
-    return {
-        "compressed": len([n for n, _ in restored.values() if n in compressed_names]),
-        "kept": len([n for n, _ in restored.values() if n not in compressed_names]),
-        "elements": elements,
-        "ops": dict(sorted(Counter(compressed_names.values()).items())),
-        "errors": errors,
-        "unmatched": sorted(unmatched),
-    }
-
-
-def compressed_weights_error(fp16_model, compressed_model) -> dict:
-    """How far the compressed weights are from the fp16 ones (Linux-safe: nothing runs).
-
-    The compressed package's weights are decompressed with
-    ``coremltools.optimize.coreml.decompress_weights`` (what Core ML does at load time) and
-    compared tensor by tensor with the fp16 package's, matched by the op and input they feed
-    (op names do not change when weights are compressed). For each compressed tensor the
-    relative error is ``||w_q - w|| / ||w||`` (L2 norms, ``w`` the fp16 weight).
-
-    Args:
-        fp16_model, compressed_model: ``.mlpackage`` paths or ``MLModel`` objects of the same
-            conversion, fp16 and compressed.
-
-    Returns:
-        ``{"tensors", "rel_l2_max", "rel_l2_mean", "worst", "unmatched"}``: the number of
-        compressed tensors compared, the max and mean relative error over them, the fp16 const
-        name of the worst, and the compressed tensors that found no fp16 twin (expected empty).
-    """
-    cmp = _weights_comparison(fp16_model, compressed_model)
-    return _error_summary(cmp)
-
-
-def _error_summary(cmp: dict) -> dict:
-    errors = cmp["errors"]
-    worst = max(errors) if errors else (0.0, None)
-    return {
-        "tensors": len(errors),
-        "rel_l2_max": round(worst[0], 6),
-        "rel_l2_mean": round(float(np.mean([e for e, _ in errors])), 6) if errors else 0.0,
-        "worst": worst[1],
-        "unmatched": cmp["unmatched"],
-    }
-
-
-def _compression_details(fp16_model, compressed_model, precision: str) -> dict:
-    """``details["compression"]`` without the timings and the package's weight bytes.
-
-    A weight tensor here is a float const of two or more elements (conv weights and biases;
-    scalars such as activation constants are not counted)."""
-    spec = COMPRESSION[precision]
-    cmp = _weights_comparison(fp16_model, compressed_model)
-    return {
-        "method": spec["method"],
-        "config": dict(spec["config"]),
-        "weights_compressed": cmp["compressed"],
-        "weights_kept_fp16": cmp["kept"],
-        "elements_compressed": cmp["elements"]["compressed"],
-        "elements_kept_fp16": cmp["elements"]["kept"],
-        "compressed_ops": cmp["ops"],
-        "weight_error": _error_summary(cmp),
-        "fp16_weight_bytes": _dir_bytes(fp16_model.weights_dir),
-        "activations": ACTIVATIONS_NOTE,
-    }
-
-
-def _weight_bytes(package: Path) -> int:
-    """Bytes of the package's weight files (``Data/com.apple.CoreML/weights``)."""
-    return _dir_bytes(Path(package) / "Data" / "com.apple.CoreML" / "weights")
-
-
-def _dir_bytes(folder: str | Path | None) -> int:
-    if folder is None:
-        return 0
-    return sum(f.stat().st_size for f in Path(folder).rglob("*") if f.is_file())
 
 
 # How coremltools reports an op without a converter (torch.export and TorchScript frontends).
@@ -505,17 +379,21 @@ def _distinct_outputs(prog, names: list[str]) -> None:
 
 def _set_metadata(mlmodel, request: ExportRequest, inputs, outputs, states) -> None:
     b, form = request.bucket, request.state_form
-    if form == "native":
-        usage = (
-            "Stateful (iOS 18): make one state with model.makeState() (zeros) and pass it to every "
-            "prediction; pass reset=1 on the first frame, after a scene cut or camera switch (or make a "
-            "fresh state), else 0."
-        )
-    else:
-        usage = (
-            "Explicit state (iOS 16): pass zeros as prev_mask on the first frame and after a reset; "
-            "otherwise pass the previous call's next_mask."
-        )
+    config = getattr(request.model, "config", None)  # a Segmenter's; absent on stand-in modules
+    description = SelfDescription(
+        version=__version__,
+        format=CoreMLFormat.name,
+        precision=request.precision,
+        state_form=form,
+        bucket={"name": b.name, "height": b.height, "width": b.width},
+        inputs=inputs,
+        outputs=outputs,
+        states=states,
+        feedback=in_file_rule(form, CoreMLFormat.reset_alternative),
+        model_config=config.to_dict() if config is not None else None,
+        torch_version=torch.__version__,
+    )
+    usage = f"{DEPLOYMENT_TARGETS[form]}: {description.feedback}"
     weights = {
         "fp16": "fp16",
         "int8": "fp16 compute, int8 weights (linear, per channel)",
@@ -535,21 +413,8 @@ def _set_metadata(mlmodel, request: ExportRequest, inputs, outputs, states) -> N
     meta.pop("com.github.apple.coremltools.conversion_date", None)
     meta["com.github.apple.coremltools.source"] = f"torch=={torch.__version__}"
     meta["com.github.apple.coremltools.source_dialect"] = "TorchExport::ATEN"
-    entries = {
-        "version": __version__,
-        "bucket": json.dumps({"name": b.name, "height": b.height, "width": b.width}),
-        "state_form": form,
-        "precision": request.precision,
-        "inputs": json.dumps([t.to_dict() for t in inputs]),
-        "outputs": json.dumps([t.to_dict() for t in outputs]),
-        "states": json.dumps([t.to_dict() for t in states]),
-        "usage": usage,
-    }
-    config = getattr(request.model, "config", None)  # a Segmenter's; absent on stand-in modules
-    if config is not None:
-        entries["model_config"] = json.dumps(config.to_dict())
-    for k, v in entries.items():
-        meta[METADATA_PREFIX + k] = v
+    for k, v in description.fields().items():
+        meta[METADATA_PREFIX + k] = v if isinstance(v, str) else json.dumps(v)
 
 
 def _finish_package(path: Path, states: tuple[TensorSpec, ...]) -> None:
@@ -749,23 +614,10 @@ def _proto_dtype(data_type: int) -> str:
     return names.get(data_type, enum.Name(data_type).lower() if data_type in enum.values() else f"enum {data_type}")
 
 
-def _iter_ops(block):
-    for op in block.operations:
-        yield op
-        for inner in op.blocks:
-            yield from _iter_ops(inner)
-
-
-def _program_ops(spec):
-    for func in spec.mlProgram.functions.values():
-        for block in func.block_specializations.values():
-            yield from _iter_ops(block)
-
-
 def mil_op_counts(spec) -> dict[str, int]:
     """Op type -> count over the ML program (consts excluded), sorted by type."""
     counts: dict[str, int] = {}
-    for op in _program_ops(spec):
+    for op in program_ops(spec):
         if op.type != "const":
             counts[op.type] = counts.get(op.type, 0) + 1
     return dict(sorted(counts.items()))
@@ -798,7 +650,7 @@ def _check_compression(spec, precision: str, where: str) -> list[str]:
     allowed = COMPRESSION[precision]["ops"] if precision in COMPRESSION else ()
     found: dict[str, int] = {}
     not_fp16: list[str] = []
-    for op in _program_ops(spec):
+    for op in program_ops(spec):
         if not op.type.startswith("constexpr_"):
             continue
         found[op.type] = found.get(op.type, 0) + 1
@@ -824,7 +676,7 @@ def _check_compression(spec, precision: str, where: str) -> list[str]:
 def _check_pads(spec, where: str) -> list[str]:
     """Non-constant ``pad`` ops may pad only the last two dimensions (coremltools #2571)."""
     consts = {}
-    ops = list(_program_ops(spec))
+    ops = list(program_ops(spec))
     for op in ops:
         if op.type == "const" and op.outputs:
             consts[op.outputs[0].name] = _immediate(op.attributes["val"]) if "val" in op.attributes else None

@@ -14,23 +14,32 @@ the wrapper is PT2E-quantized on a calibration set computed here from ``request.
 :func:`backdrop.quantization.calibration.calibration_inputs`; cached per model object and
 bucket within the process, so both state forms share one set), then lowered exactly as fp32
 and held to the same full-delegation rule. ``Artifact.details["calibration"]`` names and hashes
-the set. Both state forms: the native form's ``mask_state`` mutation survives PT2E (checked:
-int8 native and explicit .pte give identical masks over a golden).
+the set. Both state forms: the native form's ``mask_state`` mutation survives PT2E (the two
+forms' int8 masks over a golden: docs/quantization.md, "Measured").
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-from backdrop.export.artifact import Artifact, io_specs
-from backdrop.export.formats.base import FORMATS, ExportError, ExportRequest
-from backdrop.export.wrappers import STATE_NAME, example_inputs, wrap
+from backdrop.export.artifact import Artifact, DelegationSummary, io_specs
+from backdrop.export.formats.base import (
+    FORMATS,
+    ArtifactKind,
+    ExportError,
+    ExportRequest,
+    FrameRunner,
+    OfflineCheck,
+    check_file_exists,
+)
+from backdrop.models.wrappers import STATE_NAME, example_inputs, wrap
 
 # Graph bookkeeping that legitimately stays outside a delegate: not computation.
 NON_COMPUTE_OPS = frozenset({"getitem", "output", "placeholder"})
 
 
-def delegation_summary(graph_module) -> dict:
+def delegation_summary(graph_module) -> DelegationSummary:
     """Delegated vs non-delegated ops of a lowered graph, as plain data."""
     from executorch.devtools.backend_debug import get_delegation_info
 
@@ -42,21 +51,60 @@ def delegation_summary(graph_module) -> dict:
         if row.op_type != "Total"
     }
     outside_compute = {op: c["outside"] for op, c in ops.items() if c["outside"] and op not in NON_COMPUTE_OPS}
-    return {
-        "delegate": "XnnpackBackend",
-        "delegated_subgraphs": int(info.num_delegated_subgraphs),
-        "delegated_nodes": int(info.num_delegated_nodes),
-        "non_delegated_nodes": int(info.num_non_delegated_nodes),
-        "compute_ops_outside": outside_compute,
-        "ops": ops,
-    }
+    return DelegationSummary(
+        delegate="XnnpackBackend",
+        delegated_subgraphs=int(info.num_delegated_subgraphs),
+        delegated_nodes=int(info.num_delegated_nodes),
+        non_delegated_nodes=int(info.num_non_delegated_nodes),
+        compute_ops_outside=outside_compute,
+        ops=ops,
+    )
 
 
 class ExecuTorchFormat:
     name = "executorch"
     runtime = "executorch-xnnpack"
+    summary = "ExecuTorch program (.pte) lowered to the XNNPACK delegate (Android and iOS CPU)"
     state_forms = ("explicit", "native")
     precisions = ("fp32", "int8")
+    kinds = (ArtifactKind("executorch", ".pte", "executorch-xnnpack", ("explicit", "native"), "ExecuTorch program (XNNPACK)"),)
+    reset_alternative = ""
+    runtime_packages = ("executorch", "torch")
+    color = "tab:blue"
+    int8_speedup_target: float | None = 1.8
+    """int8 over fp32 on every bucket (docs/quantization.md)."""
+
+    def why_not_here(self, artifact: Artifact) -> str:
+        return "" if artifact.state_form in self.state_forms else f"no {artifact.state_form!r} state form"
+
+    def check_offline(self, artifact: Artifact) -> OfflineCheck | None:
+        return None
+
+    def load(self, artifact: Artifact, threads: int = 0) -> FrameRunner:
+        """``executorch.runtime`` with XNNPACK linked in; inputs and outputs by position. The
+        native form's mutable buffer persists across calls; ``reset = 1.0`` clears it (reloading
+        a method does not)."""
+        from executorch.runtime import Runtime
+
+        path = check_file_exists(artifact)
+        try:
+            method = Runtime.get().load_program(path).load_method("forward")
+        except Exception as e:  # the runtime raises plain RuntimeError/ValueError on bad files
+            raise ExportError(f"{artifact.key}: ExecuTorch could not load {path}: {e}") from e
+        meta = method.metadata
+        if meta.num_inputs() != len(artifact.inputs) or meta.num_outputs() != len(artifact.outputs):
+            raise ExportError(
+                f"{artifact.key}: the .pte's forward takes {meta.num_inputs()} inputs and returns "
+                f"{meta.num_outputs()} outputs; the artifact declares {len(artifact.inputs)} and "
+                f"{len(artifact.outputs)}."
+            )
+
+        def call(inputs):
+            outs = method.execute([torch.from_numpy(np.ascontiguousarray(x)) for x in inputs])
+            # Outputs live in the method's planned memory: copy before the next execute.
+            return [o.detach().numpy().copy() for o in outs]
+
+        return call
 
     def export(self, request: ExportRequest) -> list[Artifact]:
         from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
@@ -96,8 +144,8 @@ class ExecuTorchFormat:
         except Exception as e:
             raise ExportError(f"ExecuTorch lowering of {b.name}/{request.state_form} failed: {e}") from e
         summary = delegation_summary(edge.exported_program().graph_module)
-        if summary["compute_ops_outside"]:
-            ops = ", ".join(f"{op} x{n}" for op, n in summary["compute_ops_outside"].items())
+        if summary.compute_ops_outside:
+            ops = ", ".join(f"{op} x{n}" for op, n in summary.compute_ops_outside.items())
             raise ExportError(
                 f"ExecuTorch/XNNPACK cannot take {ops} in {b.name}/{request.state_form}: these ops would run "
                 "in the portable CPU kernels, splitting the graph. Rewrite them in delegate-friendly form "
@@ -120,8 +168,8 @@ class ExecuTorchFormat:
                 inputs=inputs,
                 outputs=outputs,
                 states=states,
+                delegation=summary,
                 details={
-                    "delegation": summary,
                     "method": "forward",
                     "binding": "positional, in the order listed",
                     **details,

@@ -48,10 +48,19 @@ from torch.jit.mobile import (
 )
 
 from backdrop import __version__
-from backdrop.errors import ConfigError
+from backdrop.core.errors import ConfigError
 from backdrop.export.artifact import Artifact, io_specs
-from backdrop.export.formats.base import FORMATS, ExportError, ExportRequest, checked_float_units
-from backdrop.export.wrappers import STATE_NAME, example_inputs, wrap
+from backdrop.export.formats.base import (
+    FORMATS,
+    ArtifactKind,
+    ExportError,
+    ExportRequest,
+    FrameRunner,
+    OfflineCheck,
+    check_file_exists,
+    checked_float_units,
+)
+from backdrop.models.wrappers import STATE_NAME, example_inputs, wrap
 from backdrop.quantization.calibration import cached_calibration_inputs
 from backdrop.quantization.qnnpack_int8 import (
     SCHEME,
@@ -78,8 +87,37 @@ class LiteFormat:
 
     name = "torchscript-lite"
     runtime = "pytorch-lite"
+    summary = "TorchScript for the PyTorch Lite interpreter (.ptl), the legacy PyTorch Mobile runtime"
     state_forms: tuple[str, ...] = ("native", "explicit")
     precisions: tuple[str, ...] = ("fp32", "int8")
+    kinds = (ArtifactKind("torchscript-lite", ".ptl", "pytorch-lite", ("native", "explicit"), "PyTorch Lite (TorchScript)"),)
+    reset_alternative = "call the module's reset() method"
+    runtime_packages = ("torch",)
+    color = "tab:green"
+    int8_speedup_target: float | None = None
+
+    def why_not_here(self, artifact: Artifact) -> str:
+        return "" if artifact.state_form in self.state_forms else f"no {artifact.state_form!r} state form"
+
+    def check_offline(self, artifact: Artifact) -> OfflineCheck | None:
+        return None
+
+    def load(self, artifact: Artifact, threads: int = 0) -> FrameRunner:
+        """The lite interpreter in this torch; int8 files load and run under the qnnpack engine
+        (their packed weights are repacked for the engine active at load time), as PyTorch
+        Mobile does on arm64 phones."""
+        path = check_file_exists(artifact)
+        engine = qnnpack_engine if artifact.precision == "int8" else contextlib.nullcontext
+        with engine():
+            module = self._load(path, artifact)
+
+        def call(inputs):
+            with engine(), torch.no_grad():
+                out = module(*[torch.from_numpy(np.ascontiguousarray(x)) for x in inputs])
+            outs = out if isinstance(out, (tuple, list)) else (out,)
+            return [o.detach().numpy().copy() for o in outs]
+
+        return call
 
     def export(self, request: ExportRequest) -> list[Artifact]:
         """Write ``model-torchscript-lite-<precision>-<state form>.ptl`` and check it in the
@@ -203,31 +241,10 @@ class LiteFormat:
 
 
 def _describe(artifact: Artifact, request: ExportRequest) -> dict:
-    """The artifact's own description, stored in the file as :data:`METADATA_FILE`."""
-    if artifact.state_form == "native":
-        feedback = (
-            "The runtime keeps the previous mask in 'mask_state' (zeros when loaded). Pass reset=1.0 "
-            "on the first frame and after a scene cut or camera switch, else 0.0; or call the "
-            "module's reset() method."
-        )
-    else:
-        feedback = (
-            "Feed output 'next_mask' back as input 'prev_mask' on the next call; pass zeros on the "
-            "first frame and after a reset."
-        )
-    return {
-        "backdrop_version": __version__,
-        "format": artifact.format,
-        "precision": artifact.precision,
-        "state_form": artifact.state_form,
-        "bucket": {"name": artifact.bucket.name, "height": artifact.bucket.height, "width": artifact.bucket.width},
-        "inputs": [s.to_dict() for s in artifact.inputs],
-        "outputs": [s.to_dict() for s in artifact.outputs],
-        "states": [s.to_dict() for s in artifact.states],
-        "feedback": feedback,
-        "model_config": request.model.config.to_dict(),
-        "torch_version": torch.__version__,
-    }
+    """The artifact's own description (backdrop.core.contract), stored in the file as :data:`METADATA_FILE`."""
+    return artifact.description(
+        request.model.config.to_dict(), torch.__version__, LiteFormat.reset_alternative
+    ).fields()
 
 
 def _smoke(module: LiteScriptModule, reference: torch.nn.Module, artifact: Artifact) -> float:

@@ -1,7 +1,7 @@
 """ONNX (``.onnx``) and its ORT-format twin (``.ort``) for ONNX Runtime on phones.
 
 One fixed-shape graph per bucket, explicit state only: ONNX has no mutable state, so the app
-feeds ``next_mask`` back as ``prev_mask`` (export/wrappers.py). Both files come from one export:
+feeds ``next_mask`` back as ``prev_mask`` (models/wrappers.py). Both files come from one export:
 
 - ``model-onnx-<precision>-explicit.onnx``: the portable graph, standard ``ai.onnx`` ops only,
   static shapes, the exact tensor names of :func:`backdrop.export.artifact.io_specs`, and the
@@ -21,57 +21,38 @@ the low 20s, so nothing newer than needed is asked of older app runtimes. The re
 builds ONNX Runtime itself with ``--include_ops_by_config`` from the required operators.
 
 The dynamo exporter is used rather than the TorchScript-based one because it gives a clean
-static graph (weights as initializers, no ``Shape``/``Constant`` plumbing: about half the nodes
-for the same model); the replicate padding (``torch.cat`` of edge slices) becomes Slice + Concat.
+static graph (weights as initializers, no ``Shape``/``Constant`` plumbing; docs/formats.md,
+"ONNX and ORT"); the replicate padding (``torch.cat`` of edge slices) becomes Slice + Concat.
 
 Precisions. ``fp32`` is the exported graph as it is. ``int8`` is that same graph, held to the
-same checks, then quantized by ONNX Runtime's static quantizer (``quantize_static``) into a
-QDQ graph: QuantizeLinear/DequantizeLinear (standard ``ai.onnx`` ops; opset 18 stays) around
-every op the quantizer takes (Conv, Concat, Slice, Resize, Add, Mul, Clip, Relu, Sigmoid);
-HardSwish, ReduceMean and Div run in float between a DequantizeLinear and a QuantizeLinear.
-ONNX Runtime fuses DequantizeLinear -> op -> QuantizeLinear into its int8 kernels when it loads
-the graph (ahead of time in the ``.ort`` twin).
+same checks, then quantized by ONNX Runtime's static quantizer into a QDQ graph and compacted
+(:mod:`backdrop.quantization.onnx_qdq`: int8 per-channel weights, uint8 per-tensor activations,
+MinMax ranges); the opset stays 18. The quantizer takes Conv, Concat, Slice, Resize, Add, Mul,
+Clip, Relu and Sigmoid; HardSwish, ReduceMean and Div run in float between a DequantizeLinear
+and a QuantizeLinear. ONNX Runtime fuses DequantizeLinear -> op -> QuantizeLinear into its int8
+kernels when it loads the graph (ahead of time in the ``.ort`` twin).
 
-- Weights: int8, symmetric, per output channel. Activations: uint8, affine, per tensor
-  (:data:`INT8_ACTIVATIONS`), ranges by MinMax over the calibration set. int8 (affine)
-  activations were measured too, on the default model at 160x288 (ONNX Runtime 1.32, x86_64,
-  one thread): the same accuracy (IoU against float 0.9956 both, Boundary IoU 0.9709 vs 0.9715)
-  but 1.6x slower (19.0 vs 12.1 ms), so uint8.
-- Measured there for uint8: the ``.onnx`` is 0.29 of the fp32 file after
-  :func:`compact_qdq_graph` (0.36 as the quantizer writes it); the ``.ort`` twin 0.39 (the ORT
-  format stores a type and shape for every value, fused-away ones included); over the
-  40-frame golden, IoU against float mean 0.9956 / min 0.9935, Boundary IoU mean 0.9715 /
-  min 0.9594, temporal IoU 0.0006 below float's. Latency on x86 (one thread): ``.ort`` int8
-  11.9 ms vs fp32 21.6 ms; the ``.onnx`` files 12.1 vs 12.5 ms, because on x86 the fp32
-  ``.onnx`` gets ONNX Runtime's NCHWc kernels, which the arm-targeted ``.ort`` leaves out.
 - Calibration: real frames with the feedback loop running,
-  :func:`backdrop.quantization.calibration.cached_calibration_inputs` (carphone frames 40 ..
-  71 framed for the bucket, each with the previous mask the float model fed itself; the set
-  ExecuTorch int8 uses too, so a bucket has one calibration hash), fed as ``frame`` /
-  ``prev_mask``. ``details["calibration"]`` names and hashes it.
-- Not pre-processed (``quant_pre_process``): measured on the default model at 160x288, no
-  accuracy change (IoU against float 0.9958 vs 0.9956) for a 2 % smaller file, and it would run
-  ONNX Runtime's graph optimizer on the portable file.
-- Fallback: :attr:`ExportRequest.float_units` names quantization units
-  (:mod:`backdrop.quantization.units`) kept in float. Each node's unit comes from the exporter's
-  ``pkg.torch.onnx.name_scopes`` (read before the debug metadata is stripped); the nodes of
-  those units go to ``nodes_to_exclude``, so their Convs keep float weights and tensors entering
-  them are dequantized; ``"rest"`` excludes every node outside all units (input concat, the
-  decoder's resizes and adds, the sigmoid). :meth:`OnnxFormat.int8_probe` gives the fallback search the same
-  quantizer on ONNX Runtime, any set of units excluded, with the calibration ranges computed
-  once per probe.
+  :func:`backdrop.quantization.calibration.cached_calibration_inputs` (the set ExecuTorch int8
+  uses too, so a bucket has one calibration hash). ``details["calibration"]`` names and hashes it.
+- Fallback: :attr:`ExportRequest.float_units` names quantization units kept in float; their
+  nodes go to ``nodes_to_exclude`` (:func:`backdrop.quantization.onnx_qdq.node_units`, read
+  before the debug metadata is stripped). :meth:`OnnxFormat.int8_probe` gives the fallback
+  search the same quantizer on ONNX Runtime, any set of units excluded, with the calibration
+  ranges computed once per probe.
 - The smoke check is a wiring check with its own tolerance (:data:`INT8_SMOKE_ATOL`); int8
-  accuracy is judged over real frames against the float reference (backdrop/int8_stage.py).
+  accuracy is judged over real frames against the float reference (backdrop/orchestration/int8_stage.py).
+
+Sizes, accuracy and latency of int8, and the measurements behind its choices (uint8
+activations, no ``quant_pre_process``, compaction): docs/quantization.md, "Measured" and
+"ONNX Runtime int8: design measurements".
 """
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import dataclasses
-import itertools
 import json
-import logging
 import os
 import re
 import sys
@@ -84,15 +65,26 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
-from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 from onnxruntime.tools.convert_onnx_models_to_ort import OptimizationStyle, convert_onnx_models_to_ort
 
 from backdrop import __version__
 from backdrop.export.artifact import Artifact, io_specs
-from backdrop.export.formats.base import FORMATS, ExportError, ExportRequest, checked_float_units, checked_units
-from backdrop.export.wrappers import example_inputs, wrap
+from backdrop.export.formats.base import (
+    FORMATS,
+    ArtifactKind,
+    ExportError,
+    ExportRequest,
+    FrameRunner,
+    OfflineCheck,
+    check_file_exists,
+    check_loaded_io,
+    checked_float_units,
+    checked_units,
+)
+from backdrop.models.wrappers import example_inputs, wrap
+from backdrop.quantization import onnx_qdq
 from backdrop.quantization.calibration import CalibrationSet, cached_calibration_inputs
-from backdrop.quantization.units import REST, fallback_units, quant_units, unit_of
+from backdrop.quantization.units import fallback_units, quant_units
 
 OPSET = 18
 """The ``ai.onnx`` opset of every exported graph (see the module docstring for why)."""
@@ -117,13 +109,6 @@ INT8_SMOKE_ATOL = 0.2
 swapped input or a dropped output is off by far more); int8 accuracy is measured over real
 frames against the float reference by the pipeline's int8 stage."""
 
-INT8_ACTIVATIONS = QuantType.QUInt8
-"""Activation type of int8 graphs (module docstring: as accurate as QInt8 and faster)."""
-
-NAME_SCOPES_KEY = "pkg.torch.onnx.name_scopes"
-"""Per-node metadata of the dynamo exporter: the module path, outermost first, as a Python list
-literal, e.g. ``['', 'model', 'model.encoder', 'model.encoder.stem', 'model.encoder.stem.0', 'conv2d']``."""
-
 _DTYPES = {"float32": onnx.TensorProto.FLOAT, "float16": onnx.TensorProto.FLOAT16}
 
 
@@ -132,10 +117,45 @@ class OnnxFormat:
 
     name = "onnx"
     runtime = "onnxruntime"
+    summary = "ONNX graph (.onnx) and its ORT-format twin (.ort) for ONNX Runtime (Android, iOS)"
     ort_format = "ort"
     ort_runtime = "onnxruntime-ortformat"
     state_forms: tuple[str, ...] = ("explicit",)
     precisions: tuple[str, ...] = ("fp32", "int8")
+    kinds = (
+        ArtifactKind("onnx", ".onnx", "onnxruntime", ("explicit",), "ONNX (ONNX Runtime)"),
+        ArtifactKind("ort", ".ort", "onnxruntime-ortformat", ("explicit",), "ORT format (ONNX Runtime, pre-optimized)"),
+    )
+    reset_alternative = ""
+    runtime_packages = ("onnxruntime", "onnx")
+    color = "tab:orange"
+    int8_speedup_target: float | None = None
+
+    def why_not_here(self, artifact: Artifact) -> str:
+        return "" if artifact.state_form in self.state_forms else f"no {artifact.state_form!r} state form (ONNX has no runtime-kept state)"
+
+    def check_offline(self, artifact: Artifact) -> OfflineCheck | None:
+        return None
+
+    def load(self, artifact: Artifact, threads: int = 0) -> FrameRunner:
+        """An ``onnxruntime.InferenceSession`` on the CPU execution provider (both kinds), fed
+        by the artifact's input names."""
+        path = check_file_exists(artifact)
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise ExportError(f"{artifact.key}: ONNX Runtime could not load {path}: {e}") from e
+        check_loaded_io(artifact, [i.name for i in session.get_inputs()], [o.name for o in session.get_outputs()], "ONNX graph")
+        want_in = [s.name for s in artifact.inputs]
+        want_out = [s.name for s in artifact.outputs]
+
+        def call(inputs):
+            return session.run(want_out, dict(zip(want_in, inputs)))
+
+        return call
 
     def export(self, request: ExportRequest) -> list[Artifact]:
         """Write ``model-onnx-<precision>-<state form>.onnx`` and its ``.ort`` twin.
@@ -174,16 +194,14 @@ class OnnxFormat:
         quant: dict = {}
         if int8:
             calibration = cached_calibration_inputs(request.model, bucket)
-            exclude = _excluded_nodes(node_units, float_units)
+            exclude = onnx_qdq.excluded_nodes(node_units, float_units)
             with tempfile.TemporaryDirectory(prefix="int8-", dir=out_dir) as tmp:
                 fp32_path = Path(tmp) / "fp32.onnx"
                 onnx.save_model(model, fp32_path)
                 model = _quantize(fp32_path, Path(tmp), exclude, artifact, calibration=calibration)
-            compaction = compact_qdq_graph(model)
-            quant = {
-                "calibration": calibration.describe(),
-                "quantization": {**_quantization_details(model, float_units, exclude), "compaction": compaction},
-            }
+            compaction = onnx_qdq.compact_qdq_graph(model)
+            details = onnx_qdq.quantization_details(model, float_units, exclude)
+            quant = {"calibration": calibration.describe(), "quantization": {**details, "compaction": compaction}}
             _describe(model, artifact, request, quant)
             self._check_int8_graph(model, artifact)
         onnx.save_model(model, onnx_path)
@@ -268,7 +286,7 @@ class OnnxFormat:
     def _check_int8_graph(self, model: onnx.ModelProto, artifact: Artifact) -> None:
         """The quantized graph: standard domains and opset still, names unchanged, onnx.checker."""
         custom = sorted(
-            {f"{n.domain}::{n.op_type}" for n in _all_nodes(model.graph) if n.domain not in STANDARD_DOMAINS}
+            {f"{n.domain}::{n.op_type}" for n in onnx_qdq.all_nodes(model.graph) if n.domain not in STANDARD_DOMAINS}
         )
         imports = sorted(o.domain for o in model.opset_import if o.domain not in STANDARD_DOMAINS)
         if custom or imports or model.functions:
@@ -313,7 +331,7 @@ class OnnxFormat:
     def _check_graph(self, model: onnx.ModelProto, artifact: Artifact) -> dict[str, int]:
         """Standard ops only, static shapes, exact names and dtypes; returns op counts."""
         custom = [
-            f"{n.domain}::{n.op_type}" for n in _all_nodes(model.graph) if n.domain not in STANDARD_DOMAINS
+            f"{n.domain}::{n.op_type}" for n in onnx_qdq.all_nodes(model.graph) if n.domain not in STANDARD_DOMAINS
         ] + [f"{f.domain}::{f.name} (function)" for f in model.functions]
         if custom:
             raise ExportError(
@@ -358,24 +376,8 @@ def _describe(model: onnx.ModelProto, artifact: Artifact, request: ExportRequest
     """Put the artifact's own description into the file (``metadata_props``, doc strings);
     int8 adds ``backdrop.calibration`` and ``backdrop.quantization`` (JSON, from ``quant``).
     Replaces every earlier entry (the quantizer adds its own ``onnx.infer``)."""
-    props = {
-        "backdrop.version": __version__,
-        "backdrop.format": artifact.format,
-        "backdrop.precision": artifact.precision,
-        "backdrop.state_form": artifact.state_form,
-        "backdrop.bucket": json.dumps(
-            {"name": artifact.bucket.name, "height": artifact.bucket.height, "width": artifact.bucket.width}
-        ),
-        "backdrop.inputs": json.dumps([s.to_dict() for s in artifact.inputs]),
-        "backdrop.outputs": json.dumps([s.to_dict() for s in artifact.outputs]),
-        "backdrop.states": json.dumps([s.to_dict() for s in artifact.states]),
-        "backdrop.feedback": (
-            "Feed output 'next_mask' back as input 'prev_mask' on the next call; pass zeros as "
-            "'prev_mask' on the first frame and after a reset (scene cut, camera switch)."
-        ),
-        "backdrop.model_config": json.dumps(request.model.config.to_dict()),
-        "backdrop.torch_version": torch.__version__,
-    }
+    description = artifact.description(request.model.config.to_dict(), torch.__version__).fields()
+    props = {f"backdrop.{k}": v if isinstance(v, str) else json.dumps(v) for k, v in description.items()}
     for key, value in (quant or {}).items():
         props[f"backdrop.{key}"] = json.dumps(value)
     del model.metadata_props[:]
@@ -445,7 +447,7 @@ class OnnxInt8Probe:
         """
         floats = set(checked_units(self.request.model, tuple(float_units), self._format.name))
         self._prepare()
-        exclude = _excluded_nodes(self._node_units, floats)
+        exclude = onnx_qdq.excluded_nodes(self._node_units, floats)
         with tempfile.TemporaryDirectory(prefix="backdrop-onnx-int8-probe-") as tmp:
             fp32_path = Path(tmp) / "fp32.onnx"
             fp32_path.write_bytes(self._fp32)
@@ -490,28 +492,6 @@ class OnnxInt8Probe:
         self._artifact = artifact
 
 
-class _CalibrationReader(CalibrationDataReader):
-    """The calibration set's explicit inputs, fed by the graph's input names."""
-
-    def __init__(self, calibration: CalibrationSet, names: list[str]) -> None:
-        self._feeds = [{n: t.numpy() for n, t in zip(names, pair)} for pair in calibration.explicit_inputs()]
-        self._next = iter(self._feeds)
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        return next(self._next, None)
-
-    def __len__(self) -> int:
-        return len(self._feeds)
-
-
-class _DropPreprocessAdvice(logging.Filter):
-    """ONNX Runtime's quantizer advises ``quant_pre_process`` on every call; it was measured and
-    left out on purpose (module docstring)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "pre-process" not in record.getMessage()
-
-
 def _quantize(
     fp32_path: Path,
     tmp: Path,
@@ -520,140 +500,27 @@ def _quantize(
     calibration: CalibrationSet | None = None,
     ranges: Path | None = None,
 ) -> onnx.ModelProto:
-    """``quantize_static`` of the fp32 file into a QDQ graph (module docstring), scratch files
-    in ``tmp``. Ranges come from ``calibration`` (and are saved to ``ranges`` when given) or,
-    without it, from the existing ``ranges`` cache."""
-    reader = _CalibrationReader(calibration, [s.name for s in artifact.inputs]) if calibration is not None else None
-    out = tmp / "int8.onnx"
-    advice = _DropPreprocessAdvice()
-    root = logging.getLogger()
-    root.addFilter(advice)
+    """:func:`backdrop.quantization.onnx_qdq.quantize_qdq` for ``artifact``'s inputs, its
+    failure raised as an :class:`ExportError`."""
     try:
-        with contextlib.redirect_stdout(sys.stderr):
-            quantize_static(
-                fp32_path,
-                out,
-                reader,
-                quant_format=QuantFormat.QDQ,
-                per_channel=True,
-                weight_type=QuantType.QInt8,
-                activation_type=INT8_ACTIVATIONS,
-                calibrate_method=CalibrationMethod.MinMax,
-                nodes_to_exclude=exclude,
-                calibration_cache_path=ranges,
-            )
-        return onnx.load_model(out)
-    except Exception as e:  # the quantizer raises ValueError/RuntimeError/ORT errors alike
-        raise ExportError(f"{artifact.key}: ONNX Runtime's static quantizer failed: {_first_line(e)}") from e
-    finally:
-        root.removeFilter(advice)
-
-
-def compact_qdq_graph(model: onnx.ModelProto) -> dict[str, int]:
-    """Shrink the quantizer's QDQ graph in place without changing what it computes.
-
-    ``quantize_static`` writes a QDQ graph whose description is a quarter of the file: every
-    weight gets its own all-zero zero-point tensor (int8 per channel, int32 per channel for
-    the bias), every tensor a long derived name (``model.encoder.stages.0.0.depthwise.1.
-    bias_quantized_scale``), and every value a ``value_info`` shape entry. Three steps:
-
-    1. identical initializers (same type, shape and bytes) are stored once and shared: the
-       zero-point tensors of equal length are the bulk; every DequantizeLinear keeps its three
-       inputs (an omitted zero point is legal ONNX but trips ONNX Runtime's runtime-optimized
-       ORT-format conversion, measured);
-    2. ``value_info`` is dropped (ONNX Runtime infers shapes when it loads the graph);
-    3. internal names become short base-36 ids (``n<id>`` for nodes); graph inputs and outputs,
-       the app-facing names, are kept.
-
-    A graph with control-flow bodies (If/Loop) is left as it is (none here).
-
-    Measured on the default model at 160x288: 1.80 MB -> 1.48 MB (0.29 of the fp32 ``.onnx``),
-    outputs bit-identical in ONNX Runtime. Returns counts for the artifact's details.
-    """
-    g = model.graph
-    if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for n in g.node for a in n.attribute):
-        return {"shared_initializers": 0, "value_info_dropped": 0, "renamed_tensors": 0}  # If/Loop bodies: left as is
-    canonical: dict[tuple, str] = {}
-    alias: dict[str, str] = {}
-    for t in g.initializer:
-        key = (t.data_type, tuple(t.dims), onnx.numpy_helper.to_array(t).tobytes())
-        if key in canonical:
-            alias[t.name] = canonical[key]
-        else:
-            canonical[key] = t.name
-    for node in g.node:
-        for k, name in enumerate(node.input):
-            if name in alias:
-                node.input[k] = alias[name]
-    kept = [t for t in g.initializer if t.name not in alias]
-    del g.initializer[:]
-    g.initializer.extend(kept)
-    value_info = len(g.value_info)
-    del g.value_info[:]
-
-    public = {v.name for v in g.input} | {v.name for v in g.output}
-    short: dict[str, str] = {}
-    ids = (np.base_repr(i, 36).lower() for i in itertools.count())
-
-    def rename(name: str) -> str:
-        if not name or name in public:
-            return name
-        if name not in short:
-            short[name] = next(x for x in ids if x not in public)
-        return short[name]
-
-    for t in g.initializer:
-        t.name = rename(t.name)
-    for i, node in enumerate(g.node):
-        node.name = f"n{np.base_repr(i, 36).lower()}"
-        node.input[:] = [rename(x) for x in node.input]
-        node.output[:] = [rename(x) for x in node.output]
-    return {"shared_initializers": len(alias), "value_info_dropped": value_info, "renamed_tensors": len(short)}
-
-
-def _quantization_details(model: onnx.ModelProto, float_units: tuple[str, ...], exclude: list[str]) -> dict:
-    counts = Counter(n.op_type for n in _all_nodes(model.graph))
-    weights = Counter(onnx.TensorProto.DataType.Name(t.data_type) for t in model.graph.initializer)
-    return {
-        "scheme": "static QDQ (onnxruntime.quantization.quantize_static)",
-        "weights": "int8 symmetric per-channel",
-        "activations": f"{'uint8' if INT8_ACTIVATIONS == QuantType.QUInt8 else 'int8'} affine per-tensor",
-        "calibration_method": "MinMax",
-        "float_units": list(float_units),
-        "excluded_nodes": len(exclude),
-        "quantized_nodes": counts["QuantizeLinear"],
-        "dequantize_nodes": counts["DequantizeLinear"],
-        "initializers": dict(sorted(weights.items())),
-    }
-
-
-def _excluded_nodes(node_units: dict[str, str | None], float_units) -> list[str]:
-    """Node names kept in float: those of ``float_units``, and those outside every unit when
-    ``float_units`` names ``"rest"``."""
-    floats = set(float_units)
-    return sorted(name for name, unit in node_units.items() if unit in floats or (unit is None and REST in floats))
+        return onnx_qdq.quantize_qdq(
+            fp32_path, tmp, exclude, [s.name for s in artifact.inputs], artifact.key, calibration, ranges
+        )
+    except onnx_qdq.OnnxQuantizationError as e:
+        raise ExportError(str(e)) from e
 
 
 def _node_units(model: onnx.ModelProto, units: list[str], artifact: Artifact) -> dict[str, str | None]:
-    """Each top-level node's quantization unit by node name, from the exporter's name scopes;
-    None for nodes outside every unit and nodes without scopes (the output Identity)."""
-    out: dict[str, str | None] = {}
-    for i, node in enumerate(model.graph.node):
-        if not node.name:
-            node.name = f"backdrop_unnamed_{i}"
-        if node.name in out:
-            raise ExportError(f"{artifact.key}: two nodes of the ONNX graph are named {node.name!r}.")
-        scopes = next((p.value for p in node.metadata_props if p.key == NAME_SCOPES_KEY), None)
-        try:
-            path = ast.literal_eval(scopes) if scopes else []
-        except (ValueError, SyntaxError) as e:
-            raise ExportError(f"{artifact.key}: node {node.name} has unreadable {NAME_SCOPES_KEY} {scopes!r}.") from e
-        out[node.name] = unit_of(path, units)
-    return out
+    """:func:`backdrop.quantization.onnx_qdq.node_units`, its failure raised as an
+    :class:`ExportError`."""
+    try:
+        return onnx_qdq.node_units(model, units, artifact.key)
+    except onnx_qdq.OnnxQuantizationError as e:
+        raise ExportError(str(e)) from e
 
 
 def _op_counts(model: onnx.ModelProto) -> dict[str, int]:
-    return dict(sorted(Counter(n.op_type for n in _all_nodes(model.graph)).items()))
+    return dict(sorted(Counter(n.op_type for n in onnx_qdq.all_nodes(model.graph)).items()))
 
 
 def _check_opset_and_io(model: onnx.ModelProto, artifact: Artifact, what: str) -> None:
@@ -688,20 +555,8 @@ def _strip_debug_metadata(model: onnx.ModelProto) -> None:
     """Drop the exporter's per-node debug metadata (Python stack traces with absolute source
     paths, module hierarchies): it leaks the build machine's paths into a shipped file and
     makes the bytes depend on where the repository was checked out."""
-    for node in _all_nodes(model.graph):
+    for node in onnx_qdq.all_nodes(model.graph):
         del node.metadata_props[:]
-
-
-def _all_nodes(graph: onnx.GraphProto):
-    """Every node, including those inside If/Loop/Scan bodies."""
-    for node in graph.node:
-        yield node
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.GRAPH:
-                yield from _all_nodes(attr.g)
-            elif attr.type == onnx.AttributeProto.GRAPHS:
-                for g in attr.graphs:
-                    yield from _all_nodes(g)
 
 
 _NO_FUNCTION = re.compile(r"No ONNX function found for <OpOverload\(op='([^']+)', overload='([^']+)'\)>")

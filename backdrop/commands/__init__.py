@@ -1,1 +1,0 @@
-"""CLI commands, one module each; backdrop/cli.py only wires them into the typer app."""

@@ -1,0 +1,75 @@
+"""`backdrop parity`: re-run the parity check of an exported target on a device."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from backdrop.orchestration.commands.options import FormatOpt, check_format, device_choices_help
+
+
+def parity_command(
+    dist: Annotated[Path, typer.Option("--dist", "-d", help="An exported target folder, e.g. dist/android-arm64.", file_okay=False)],
+    device: Annotated[str, typer.Option("--device", help=device_choices_help())] = "host",
+    fmt: FormatOpt = "text",
+) -> None:
+    """Roll every golden sequence through every artifact the device can run, with the state
+    carried by the runtime, and compare each frame with the float reference.
+
+    Every artifact and golden is first checked against the manifest's sha256 (a modified or
+    missing file is named and nothing runs). Writes DIST/reports/parity-<device>.{json,md};
+    exits 1 if any artifact misses its threshold. Artifacts the device cannot run are listed
+    as skipped, with the reason.
+
+    Example (on a Mac): backdrop parity --dist dist/ios-arm64 --device coreml-mac
+    """
+    from backdrop.core.buckets import Bucket
+    from backdrop.device_tests.base import get_device
+    from backdrop.device_tests.parity import check_parity, thresholds_for, write_parity_report
+    from backdrop.export.artifact import artifact_from_manifest
+    from backdrop.export.goldens import load_golden
+    from backdrop.orchestration.manifest import check_integrity, load_manifest
+
+    fmt = check_format(fmt)
+    dev = get_device(device)
+    manifest = load_manifest(dist / "manifest.json")
+    check_integrity(dist, manifest)
+    buckets = {b["name"]: Bucket(b["name"], b["height"], b["width"]) for b in manifest["buckets"]}
+    goldens = {}
+    records, skipped = [], []
+    for entry in manifest["artifacts"]:
+        art = artifact_from_manifest(entry, dist, buckets[entry["bucket"]])
+        if not dev.can_run(art):
+            skipped.append({"artifact": art.key, "why": dev.why_not(art)})
+            continue
+        if art.bucket.name not in goldens:
+            goldens[art.bucket.name] = load_golden(dist / manifest["goldens"][art.bucket.name])
+        records.append(check_parity(art, goldens[art.bucket.name], dev, thresholds_for(art.precision)))
+    reports = dist / "reports"
+    reports.mkdir(exist_ok=True)
+    if records:
+        # Written aside, then renamed: the export-time reports/parity.* stay as they were.
+        with tempfile.TemporaryDirectory(dir=reports) as tmp:
+            for p in write_parity_report(records, tmp):
+                os.replace(p, reports / f"{p.stem}-{device}{p.suffix}")
+    failed = [r for r in records if not r.passed]
+    if fmt == "json":
+        typer.echo(json.dumps({"device": device, "checked": [r.summary() for r in records], "skipped": skipped}, default=str))
+    else:
+        for r in records:
+            typer.echo(f"{'ok  ' if r.passed else 'FAIL'} {r.artifact}: min IoU {r.summary().get('min_iou')}")
+        for s in skipped:
+            typer.echo(f"skip {s['artifact']}: {s['why']}")
+        if records:
+            typer.echo(f"wrote {reports}/parity-{device}.json and .md")
+        else:
+            typer.echo(f"{device} can run none of the {len(skipped)} artifacts here.")
+    if failed:
+        for r in failed:
+            typer.echo(r.message, err=True)
+        raise typer.Exit(1)

@@ -1,0 +1,348 @@
+"""The export pipeline: checkpoint -> wrap -> export per bucket x format -> verify -> bundle.
+
+This module sits in the orchestration layer (docs/architecture.md): it combines the export
+stage (backdrop.export) with where artifacts run (backdrop.device_tests). It names no format:
+every format fact (which files, offline checks, reset wording) comes from the format registry.
+
+Atomicity: everything is built in a hidden staging folder next to ``dist/<target>`` and
+moved into place only when every artifact exported and passed verification; a failure or
+an interrupt removes the staging folder, leaving any previous ``dist/<target>`` untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from backdrop import __version__
+from backdrop.core.buckets import DEFAULT_BUCKETS, Bucket, BucketSet
+from backdrop.core.contract import reset_text, state_contract, state_rule
+from backdrop.core.errors import BucketError
+from backdrop.device_tests import DEVICES, Device, get_device
+from backdrop.device_tests.parity import check_parity, thresholds_for, write_parity_report
+from backdrop.export.artifact import Artifact, tree_sha256
+from backdrop.export.formats import FORMATS, ExportError, ExportRequest
+from backdrop.export.goldens import make_golden, save_golden
+from backdrop.export.targets import TARGETS, Target
+from backdrop.models import Checkpoint, load_checkpoint
+from backdrop.models.checkpoint import default_checkpoint_path
+from backdrop.orchestration.int8_stage import COMPRESSED_PRECISIONS, Int8Stage, quantization_rows, write_quantization_report
+from backdrop.orchestration.manifest import BUCKET_RULE, SCHEMA_VERSION, tool_versions, write_manifest
+from backdrop.quantization import fuse_model
+from backdrop.quantization.budget import AccuracyBudget
+
+GOLDEN_FRAMES = 40
+GOLDEN_RESET_AT = 20
+QUALITY_FIELDS = ("iou_mean", "iou_min", "boundary_iou_mean", "boundary_iou_min", "temporal_iou_float", "temporal_iou", "max_abs_error")
+"""The measured-quality numbers the manifest's per-artifact ``quantization.quality`` carries."""
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    """Inputs of ``export_target``.
+
+    Attributes:
+        target: a name from the TARGETS registry.
+        checkpoint: checkpoint file; None means the bundled default model.
+        buckets: the bucket set.
+        only_buckets: export just these bucket names (all when None).
+        out_root: the dist folder; the target lands in ``out_root/<target>``.
+        golden_frames: frames per golden sequence (>= 30; the reset is in the middle).
+        jobs: artifacts exported in parallel processes (lowering is single-threaded Python).
+        budget: the int8 accuracy budget; None takes the target's.
+        device: the registered device that verifies the artifacts it can run (parity on the
+            goldens, the int8 budget, the quantization report's timings).
+    """
+
+    target: str
+    checkpoint: Path | None = None
+    buckets: BucketSet = DEFAULT_BUCKETS
+    only_buckets: tuple[str, ...] | None = None
+    out_root: Path = Path("dist")
+    golden_frames: int = GOLDEN_FRAMES
+    jobs: int = 2
+    budget: AccuracyBudget | None = None
+    device: str = "host"
+
+    def __post_init__(self) -> None:
+        if self.jobs < 1:
+            raise ExportError(f"jobs must be at least 1, got {self.jobs}.")
+        if self.golden_frames < 30:
+            raise ExportError(f"golden_frames must be at least 30 (a reset sits in the middle), got {self.golden_frames}.")
+
+
+@dataclass
+class ExportResult:
+    out_dir: Path
+    manifest_path: Path
+    artifacts: list[Artifact]
+    parity: list = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def resolve(spec: ExportSpec) -> tuple[Target, list[Bucket]]:
+    """Check names before any expensive work: target, buckets, formats, device."""
+    target = TARGETS.get(spec.target)
+    DEVICES.get(spec.device)
+    for entry in target.entries:
+        fmt = FORMATS.get(entry.format)
+        if entry.precision not in fmt.precisions:
+            raise ExportError(f"target {target.name}: format {entry.format} has no precision {entry.precision}")
+    if spec.only_buckets is None:
+        buckets = list(spec.buckets)
+    else:
+        buckets = [spec.buckets.get(name) for name in spec.only_buckets]
+        if not buckets:
+            raise BucketError("--bucket-names is empty: name at least one bucket.")
+    return target, buckets
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def export_target(spec: ExportSpec, log: Callable[[str], None] = _log) -> ExportResult:
+    """Export, verify and bundle every artifact of ``spec.target`` into ``out_root/<target>``.
+
+    Raises:
+        RegistryError / BucketError: unknown target, format or bucket (before any work).
+        CheckpointError: missing or bad checkpoint.
+        ExportError: a format cannot take the model, or an artifact fails verification
+            (the message names artifact, frame and metric).
+    """
+    start = time.perf_counter()
+    target, buckets = resolve(spec)
+
+    ckpt_path = spec.checkpoint or default_checkpoint_path()
+    ckpt: Checkpoint = load_checkpoint(ckpt_path)
+    spec.out_root.mkdir(parents=True, exist_ok=True)
+    final = spec.out_root / target.name
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=spec.out_root))
+    device = get_device(spec.device)
+    artifacts: list[Artifact] = []
+    records = []
+    budget = spec.budget or target.budget
+    try:
+        goldens = {}
+        for bucket in buckets:
+            log(f"[{bucket.name}] golden sequence: {spec.golden_frames} real frames, reset at {spec.golden_frames // 2}")
+            golden = make_golden(
+                ckpt.model, bucket, target.camera_format, num_frames=spec.golden_frames, reset_at=spec.golden_frames // 2
+            )
+            rel = f"goldens/{bucket.name}.npz"
+            save_golden(golden, staging / rel)
+            goldens[bucket.name] = (rel, golden)
+        first = next(iter(goldens.values()))[1]
+        check = torch.cat([torch.from_numpy(first.frames[:2]), torch.zeros(2, 1, *first.frames.shape[2:])], dim=1)
+        model, fusion = fuse_model(ckpt.model, check_input=check)
+        log(f"fused {fusion.fused} conv-BN pairs (max logit change {fusion.max_abs_logit_diff:.1e} on real frames)")
+        requests = [
+            ExportRequest(model, bucket, form, entry.precision, staging / bucket.name, entry.format)
+            for bucket in buckets
+            for entry in target.entries
+            for form in entry.state_forms
+        ]
+        int8 = Int8Stage(budget, device, thresholds_for("int8"), lambda r: _export_one(r)[0], log)
+        for request, made, seconds in _run_exports(requests, spec.jobs, log):
+            golden = goldens[request.bucket.name][1]
+            if request.precision == "int8":
+                made = int8.accept(request, made, golden)
+            for art in made:
+                _verify(art, golden, device, records, log)
+                log(f"[{art.bucket.name}] {art.format}-{art.precision}-{art.state_form}: {art.size_bytes() / 1e6:.1f} MB, "
+                    f"exported in {seconds:.0f} s, {_status(art)}")
+            artifacts.extend(made)
+        reports = staging / "reports"
+        reports.mkdir(exist_ok=True)
+        report_paths = {}
+        if records:
+            write_parity_report(records, reports)
+            report_paths["parity"] = "reports/parity.json"
+        if any(a.delegation is not None for a in artifacts):
+            write_delegation_report(artifacts, reports)
+            report_paths["delegation"] = "reports/delegation.json"
+        if any(a.precision in COMPRESSED_PRECISIONS for a in artifacts):
+            log("int8: timing against the float twins for reports/quantization.md")
+            rows = quantization_rows(artifacts, {k: v[1] for k, v in goldens.items()}, device)
+            write_quantization_report(rows, budget, f"{device.name} ({device.tier})", reports)
+            report_paths["quantization"] = "reports/quantization.json"
+        manifest = build_manifest(
+            target, ckpt, fusion, buckets, artifacts, {k: v[0] for k, v in goldens.items()}, report_paths, staging
+        )
+        manifest_path = write_manifest(manifest, staging / "manifest.json")
+        _swap_into_place(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    for a in artifacts:
+        a.path = final / a.path.relative_to(staging)
+    return ExportResult(final, final / manifest_path.name, artifacts, records, time.perf_counter() - start)
+
+
+def _export_one(request: ExportRequest) -> tuple[list[Artifact], float]:
+    t0 = time.perf_counter()
+    made = FORMATS.get(request.format).export(request)
+    return made, time.perf_counter() - t0
+
+
+def _run_exports(requests: list[ExportRequest], jobs: int, log: Callable[[str], None]):
+    """Yield (request, artifacts, seconds) in request order; ``jobs`` > 1 uses spawned worker
+    processes (graph lowering is single-threaded Python, so this scales with cores)."""
+    if jobs == 1 or len(requests) == 1:
+        for r in requests:
+            yield (r, *_export_one(r))
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_export_one, r) for r in requests]
+        try:
+            for r, f in zip(requests, futures):
+                yield (r, *f.result())
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+
+
+def _status(art: Artifact) -> str:
+    if art.verified is True:
+        return "parity ok"
+    if art.verified is None:
+        return "unverified here (" + art.verification_note.split(":")[0] + ")"
+    return "FAILED"
+
+
+def _verify(art: Artifact, golden, device: Device, records: list, log: Callable[[str], None]) -> None:
+    """Parity on ``device`` where it can run ``art``; otherwise the format's offline check, if
+    it has one; otherwise the artifact stays unverified, saying why."""
+    if not device.can_run(art):
+        check = FORMATS.for_kind(art.format).check_offline(art)
+        if check is not None:
+            if check.errors:
+                raise ExportError(f"{art.key}: {check.what} failed: " + "; ".join(check.errors))
+            for w in check.warnings:
+                log(f"[{art.bucket.name}] warning: {art.key}: {w}")
+            art.offline_warnings = tuple(check.warnings)
+        if art.verified is None and not art.verification_note:
+            art.verification_note = f"no runtime for {art.runtime} on {device.name}: {device.why_not(art)}"
+        return
+    record = check_parity(art, golden, device, thresholds_for(art.precision))
+    records.append(record)
+    art.verified = bool(record.passed)
+    art.parity = record.summary()
+    if not record.passed:
+        raise ExportError(f"parity failed: {record.message}")
+    art.verification_note = f"parity on {golden.frames.shape[0]} real frames on {device.name}"
+    if device.name != "host":
+        art.verification_note += f" ({device.tier})"
+
+
+def _swap_into_place(staging: Path, final: Path) -> None:
+    """Replace ``final`` by ``staging`` with two renames (the old copy is removed after)."""
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.replace(final, old)
+    os.replace(staging, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _artifact_entry(art: Artifact, root: Path) -> dict:
+    feedback = state_rule(art.state_form).feedback
+    reset = reset_text(art.state_form, FORMATS.for_kind(art.format).reset_alternative)
+    if art.verified is True:
+        verification = f"parity passed: {art.verification_note}"
+    elif art.verified is None:
+        verification = f"unverified: {art.verification_note}"
+    else:
+        verification = "failed"
+    entry = {
+        "key": art.key,
+        "path": art.path.relative_to(root).as_posix(),
+        "format": art.format,
+        "runtime": art.runtime,
+        "precision": art.precision,
+        "state_form": art.state_form,
+        "bucket": art.bucket.name,
+        "inputs": [t.to_dict() for t in art.inputs],
+        "outputs": [t.to_dict() for t in art.outputs],
+        "states": [t.to_dict() for t in art.states],
+        "feedback": feedback,
+        "reset": reset,
+        "min_os": art.min_os,
+        "sha256": art.sha256(),
+        "size_bytes": art.size_bytes(),
+        "verified": art.verified,
+        "verification": verification,
+        "details": json.loads(json.dumps(art.manifest_details(), default=str)),
+    }
+    if art.precision == "int8" and (art.int8 or {}).get("quality"):
+        info = art.int8
+        entry["quantization"] = json.loads(json.dumps({
+            "calibration": art.details.get("calibration", {}),
+            "budget": info["budget"],
+            "quality": {k: info["quality"][k] for k in QUALITY_FIELDS},
+            "float_units": info["float_units"],
+            "fallback": info["fallback"],
+            "report": "reports/quantization.json",
+        }))
+    return entry
+
+
+def build_manifest(target, ckpt, fusion, buckets, artifacts, goldens, reports, root) -> dict:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "backdrop_version": __version__,
+        "target": {"name": target.name, "platform": target.platform, "description": target.description},
+        "model": {
+            "checkpoint": ckpt.path.name if ckpt.path else "",
+            "checkpoint_sha256": ckpt.sha256,
+            "config": ckpt.config.to_dict(),
+            "parameters": sum(p.numel() for p in ckpt.model.parameters()),
+            "fusion": {
+                "conv_bn_pairs_fused": fusion.fused,
+                "max_abs_logit_change": fusion.max_abs_logit_diff,
+                "tolerance": fusion.tolerance,
+            },
+        },
+        "camera": {"format": target.camera_format, "color": "bt601-full", "chroma_upsampling": "nearest", "spec": "docs/frames.md"},
+        "bucket_rule": dict(BUCKET_RULE),
+        "buckets": [{"name": b.name, "height": b.height, "width": b.width} for b in buckets],
+        "threshold": 0.5,
+        "state_contract": state_contract(),
+        "artifacts": [_artifact_entry(a, root) for a in artifacts],
+        "goldens": goldens,
+        "golden_sha256": {bucket: tree_sha256(Path(root) / rel) for bucket, rel in goldens.items()},
+        "reports": reports,
+        "tools": tool_versions(),
+    }
+
+
+def write_delegation_report(artifacts: list[Artifact], out_dir: Path) -> None:
+    """reports/delegation.{json,md}: ops inside and outside the delegate, per artifact that was
+    lowered to one (the format says so by setting ``Artifact.delegation``)."""
+    rows = {a.key: a.delegation.to_dict() for a in artifacts if a.delegation is not None}
+    (out_dir / "delegation.json").write_text(json.dumps(rows, indent=2, sort_keys=True) + "\n")
+    lines = [
+        "# Delegation (ops inside and outside each artifact's delegate: " + ", ".join(sorted({d["delegate"] for d in rows.values()})) + ")",
+        "",
+        "| artifact | delegated subgraphs | delegated nodes | non-delegated nodes | compute ops outside |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for key, d in rows.items():
+        outside = ", ".join(f"{k} x{v}" for k, v in d["compute_ops_outside"].items()) or "none"
+        lines.append(f"| {key} | {d['delegated_subgraphs']} | {d['delegated_nodes']} | {d['non_delegated_nodes']} | {outside} |")
+    lines += ["", "Non-delegated nodes that are not computation (getitem of the delegate's outputs) are counted but allowed."]
+    (out_dir / "delegation.md").write_text("\n".join(lines) + "\n")
