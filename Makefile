@@ -66,5 +66,8 @@ train: labels ## train the default model from scratch (configs/default.json, ~40
 models-table: $(STAMP) ## regenerate the variant table in docs/models.md
 	$(BIN)/python scripts/model_table.py
 
+docs-tables: $(STAMP) ## regenerate the format, target and device tables in docs/ from the registries
+	$(BIN)/python scripts/registry_tables.py
+
 clean: ## remove outputs (not the venv)
 	rm -rf $(OUT) $(DIST) build *.egg-info .pytest_cache

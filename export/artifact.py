@@ -146,28 +146,29 @@ _TYPED_DETAILS = ("delegation", "int8", "parity", "spec_warnings")
 
 def artifact_from_manifest(entry: dict, root: Path, bucket: Bucket) -> Artifact:
     """Rebuild an :class:`Artifact` from its manifest entry (the inverse of the pipeline's
-    manifest writer), with ``path`` absolute under ``root``."""
+    manifest writer), with ``path`` absolute under ``root``. Fields an app-side manifest may
+    leave out (``runtime``, ``states``, ``min_os``, ``details``, ``verified``) default to empty."""
 
     def specs(items: list[dict]) -> tuple[TensorSpec, ...]:
         return tuple(TensorSpec.from_dict(t) for t in items)
 
-    details = dict(entry["details"])
+    details = dict(entry.get("details", {}))
     typed = {k: details.pop(k) for k in _TYPED_DETAILS if k in details}
     return Artifact(
         path=root / entry["path"],
         format=entry["format"],
-        runtime=entry["runtime"],
+        runtime=entry.get("runtime", ""),
         precision=entry["precision"],
         state_form=entry["state_form"],
         bucket=bucket,
         inputs=specs(entry["inputs"]),
         outputs=specs(entry["outputs"]),
-        states=specs(entry["states"]),
-        min_os=entry["min_os"],
+        states=specs(entry.get("states", [])),
+        min_os=entry.get("min_os", ""),
         details=details,
         delegation=DelegationSummary.from_dict(typed["delegation"]) if "delegation" in typed else None,
         int8=typed.get("int8"),
         parity=typed.get("parity"),
         offline_warnings=tuple(typed["spec_warnings"]) if "spec_warnings" in typed else None,
-        verified=entry["verified"],
+        verified=entry.get("verified"),
     )

@@ -47,6 +47,16 @@ class Registry(Generic[T]):
         hint = f" Did you mean {close[0]!r}?" if close else ""
         return f"Unknown {self.kind} {name!r}.{hint} Valid: {valid}."
 
+    def remove(self, name: str) -> T:
+        """Unregister ``name`` (for plug-ins and tests) and return what it was.
+
+        Raises:
+            RegistryError: ``name`` is not registered.
+        """
+        obj = self.get(name)
+        del self._items[name]
+        return obj
+
     def names(self) -> list[str]:
         return list(self._items)
 
