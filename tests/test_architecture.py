@@ -237,3 +237,30 @@ def test_a_new_format_device_and_target_export_verify_and_bundle(plugins, tmp_pa
     assert {r["device"] for r in parity["records"]} == {"test-device"} if "records" in parity else True
     assert manifest["tools"]["torch"] == torch.__version__
     assert manifest["reports"] == {"parity": "reports/parity.json"}
+
+
+def test_parity_refuses_a_modified_artifact_and_a_missing_golden_by_name(plugins, tmp_path):
+    from typer.testing import CliRunner
+
+    from backdrop.orchestration.cli import app
+    from backdrop.orchestration.manifest import IntegrityError
+    from backdrop.orchestration.pipeline import ExportSpec, export_target
+
+    bucket = DEFAULT_BUCKETS.names()[0]
+    out = export_target(ExportSpec(
+        target="test-target", only_buckets=(bucket,), out_root=tmp_path, golden_frames=30, jobs=1, device="test-device",
+    ), log=lambda m: None).out_dir
+    manifest = json.loads((out / "manifest.json").read_text())
+    r = CliRunner().invoke(app, ["parity", "--dist", str(out), "--device", "test-device"])
+    assert r.exit_code == 0, r.output
+    victim = manifest["artifacts"][0]["path"]
+    data = (out / victim).read_bytes()
+    (out / victim).write_bytes(data[:-10] + bytes(10))
+    (out / manifest["goldens"][bucket]).unlink()
+    PluginDevice.total_runs = 0
+    r = CliRunner().invoke(app, ["parity", "--dist", str(out), "--device", "test-device"])
+    assert isinstance(r.exception, IntegrityError), r.output
+    msg = str(r.exception)
+    assert f"{victim} was modified after export" in msg
+    assert f"goldens/{bucket}.npz is missing" in msg and "nothing was run" in msg
+    assert PluginDevice.total_runs == 0

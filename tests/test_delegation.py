@@ -6,6 +6,10 @@ The replicate padding is written as concatenated edge slices precisely so that t
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -52,6 +56,16 @@ def test_default_network_fully_delegated_on_one_bucket():
 @pytest.mark.slow
 @pytest.mark.parametrize("bucket", list(DEFAULT_BUCKETS), ids=lambda b: b.name)
 def test_default_network_fully_delegated_on_every_bucket(bucket):
+    # In CI the main job has just lowered the default model at every bucket (fp32 and int8, both
+    # state forms) and recorded the delegation; check that record instead of lowering again.
+    exported = os.environ.get("BACKDROP_EXPORTED_DIST")
+    report = Path(exported or ".") / "android-arm64" / "reports" / "delegation.json"
+    if exported and report.exists():
+        rows = {k: v for k, v in json.loads(report.read_text()).items() if k.startswith(f"{bucket.name}/")}
+        assert len(rows) >= 2, sorted(rows)
+        for key, d in rows.items():
+            assert d["delegated_subgraphs"] == 1 and d["compute_ops_outside"] == {}, (key, d)
+        return
     _assert_fully_delegated(DEFAULT_VARIANT, bucket)
 
 
