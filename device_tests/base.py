@@ -78,6 +78,10 @@ class TimingProtocol:
             raise DeviceError(f"timing protocol needs warmup >= 0 and runs >= 1, got {self.warmup} and {self.runs}.")
 
 
+QUICK_TIMING = TimingProtocol()
+"""The default protocol: 3 warm-up calls, 15 interleaved rounds."""
+
+
 @dataclass(frozen=True)
 class TimingResult:
     """Milliseconds per call of each artifact (key -> samples), what ran them, how."""
@@ -170,7 +174,9 @@ def first_frame_feed(artifact: Artifact, golden: Golden) -> list[np.ndarray]:
     return [frame, np.full(second.shape, fill, np.dtype(second.dtype))]
 
 
-def time_calls(calls: dict[str, FrameRunner], feeds: dict[str, list[np.ndarray]], protocol: TimingProtocol) -> dict[str, list[float]]:
+def time_calls(
+    calls: dict[str, FrameRunner], feeds: dict[str, list[np.ndarray]], protocol: TimingProtocol
+) -> dict[str, list[float]]:
     """The interleaved timing loop of :class:`TimingProtocol` over loaded runners."""
     for _ in range(protocol.warmup):
         for key, call in calls.items():

@@ -13,6 +13,7 @@ import numpy as np
 from backdrop.core.errors import RegistryError
 from backdrop.device_tests.base import (
     DEVICES,
+    QUICK_TIMING,
     DeviceDescription,
     DeviceError,
     TimingProtocol,
@@ -87,7 +88,7 @@ class HostDevice:
     def run_sequence(self, artifact: Artifact, golden: Golden) -> np.ndarray:
         return feedback_loop(artifact, golden, self._open(artifact), f"{self.name} ({self.tier})")
 
-    def time(self, artifacts: list[Artifact], golden: Golden, protocol: TimingProtocol = TimingProtocol()) -> TimingResult:
+    def time(self, artifacts: list[Artifact], golden: Golden, protocol: TimingProtocol = QUICK_TIMING) -> TimingResult:
         calls = {a.key: self._open(a) for a in artifacts}
         feeds = {a.key: first_frame_feed(a, golden) for a in artifacts}
         return TimingResult(time_calls(calls, feeds, protocol), self.describe(), protocol)
@@ -128,7 +129,9 @@ class MacDevice(HostDevice):
 
     def describe(self) -> DeviceDescription:
         d = super().describe()
-        return DeviceDescription(d.name, d.tier, d.emulated, d.machine, d.cpu, f"macOS {platform.mac_ver()[0]}", d.runtime_versions)
+        return DeviceDescription(
+            d.name, d.tier, d.emulated, d.machine, d.cpu, f"macOS {platform.mac_ver()[0]}", d.runtime_versions
+        )
 
 
 __all__ = ["HostDevice", "MacDevice"]

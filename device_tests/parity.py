@@ -27,12 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
-from backdrop.device_tests.base import Device, DeviceError
 from backdrop.core.errors import ConfigError
-from backdrop.export.artifact import Artifact
-from backdrop.export.goldens import Golden
 from backdrop.core.fsutil import atomic_write
 from backdrop.core.metrics import boundary_iou, iou
+from backdrop.device_tests.base import Device, DeviceError
+from backdrop.export.artifact import Artifact
+from backdrop.export.goldens import Golden
 
 REPORT_SCHEMA = "backdrop-parity/1"
 MASK_THRESHOLD = 0.5

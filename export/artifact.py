@@ -172,3 +172,6 @@ def artifact_from_manifest(entry: dict, root: Path, bucket: Bucket) -> Artifact:
         offline_warnings=tuple(typed["spec_warnings"]) if "spec_warnings" in typed else None,
         verified=entry.get("verified"),
     )
+
+
+__all__ = ["Artifact", "DelegationSummary", "TensorSpec", "artifact_from_manifest", "io_specs", "tree_sha256"]

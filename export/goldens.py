@@ -63,11 +63,11 @@ import numpy as np
 
 from backdrop.core.buckets import Bucket, BucketSet, crop_box, plan
 from backdrop.core.errors import BackdropError, ConfigError, InputError
-from backdrop.core.fsutil import atomic_write, file_sha256
 from backdrop.core.frames import nv12_to_yuv, nv21_to_yuv, yuv_to_nv12, yuv_to_nv21
+from backdrop.core.fsutil import atomic_write, file_sha256
+from backdrop.core.sources import iter_frames
 from backdrop.models import Segmenter
 from backdrop.models.reference import ReferencePredictor, bucket_input
-from backdrop.core.sources import iter_frames
 
 SCHEMA = "backdrop-golden/1"
 CAMERA_FORMATS = ("nv21", "nv12")

@@ -20,9 +20,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from backdrop.core.errors import ConfigError
+from backdrop.core.registry import Registry
 from backdrop.models.fbnet import ENCODER_TABLES, Encoder
 from backdrop.models.layers import PADDING_MODES, ConvBNAct, PaddingMode
-from backdrop.core.registry import Registry
 
 IN_CHANNELS = 4
 INPUT_CHANNEL_NAMES = ("Y", "U", "V", "prev_mask")

@@ -433,7 +433,10 @@ def _train(config: TrainConfig, resume: bool, progress: bool, data: TrainingData
             model.train()
             _log(out_dir, {"step": done, "val": metrics})
             if bar is not None:
-                bar.write(f"step {done}: held-out " + json.dumps({k: v for k, v in metrics.items() if not isinstance(v, dict)}), file=sys.stderr)
+                bar.write(
+                    f"step {done}: held-out " + json.dumps({k: v for k, v in metrics.items() if not isinstance(v, dict)}),
+                    file=sys.stderr,
+                )
         interrupted = stop_after is not None and done >= stop_after and done < config.steps
         if done % config.ckpt_every == 0 or done == config.steps or interrupted:
             checkpoint(done, last, True)
@@ -450,7 +453,9 @@ def _train(config: TrainConfig, resume: bool, progress: bool, data: TrainingData
     if config.export_path:
         exported = Path(config.export_path)
         checkpoint(config.steps, exported, False)
-    return TrainResult(final, exported, config.steps, time.time() - t0, metrics, float(np.mean(recent)) if recent else float("nan"))
+    return TrainResult(
+        final, exported, config.steps, time.time() - t0, metrics, float(np.mean(recent)) if recent else float("nan")
+    )
 
 
 __all__ = [

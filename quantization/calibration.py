@@ -40,9 +40,9 @@ from backdrop.core.buckets import Bucket, BucketSet, crop_box, plan
 from backdrop.core.errors import ConfigError, InputError
 from backdrop.core.frames import nv21_to_yuv, yuv_to_nv21
 from backdrop.core.fsutil import file_sha256
+from backdrop.core.sources import iter_frames
 from backdrop.models import Segmenter
 from backdrop.models.reference import ReferencePredictor, bucket_input
-from backdrop.core.sources import iter_frames
 
 CALIBRATION_START = 40
 """First source frame used for calibration: the goldens use frames 0 .. 39."""

@@ -32,7 +32,9 @@ WEIGHT_THRESHOLD = 2048
 COMPRESSION = {
     "int8": {
         "method": "coremltools.optimize.coreml.linear_quantize_weights",
-        "config": {"mode": "linear_symmetric", "dtype": "int8", "granularity": "per_channel", "weight_threshold": WEIGHT_THRESHOLD},
+        "config": {
+            "mode": "linear_symmetric", "dtype": "int8", "granularity": "per_channel", "weight_threshold": WEIGHT_THRESHOLD
+        },
         "ops": ("constexpr_affine_dequantize", "constexpr_blockwise_shift_scale"),
     },
     "palette6": {

@@ -38,7 +38,9 @@ def _fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     return fused
 
 
-def fuse_model(model: Segmenter, check_input: torch.Tensor | None = None, tolerance: float = 1e-3) -> tuple[Segmenter, FusionReport]:
+def fuse_model(
+    model: Segmenter, check_input: torch.Tensor | None = None, tolerance: float = 1e-3
+) -> tuple[Segmenter, FusionReport]:
     """A fused copy of ``model`` (the original is untouched) and how close it stays.
 
     Args:
@@ -68,7 +70,9 @@ def fuse_model(model: Segmenter, check_input: torch.Tensor | None = None, tolera
     with torch.no_grad():
         diff = float((fused(check_input) - model(check_input)).abs().max())
     if not diff <= tolerance:
-        raise FusionError(f"Conv-BN fusion changed logits by {diff:.2e} (> {tolerance:.0e}); refusing to export a different model.")
+        raise FusionError(
+            f"Conv-BN fusion changed logits by {diff:.2e} (> {tolerance:.0e}); refusing to export a different model."
+        )
     for p in fused.parameters():
         p.requires_grad_(False)
     return fused, FusionReport(count, diff, tolerance)

@@ -70,7 +70,10 @@ def main(argv: list[str] | None = None) -> int:
         }
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print("| run | boundary | feedback | IoU | Boundary IoU | static IoU | warped IoU | teacher static / warped | grace_hopper IoU |")
+    print(
+        "| run | boundary | feedback | IoU | Boundary IoU | static IoU | warped IoU "
+        "| teacher static / warped | grace_hopper IoU |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for name in ABLATIONS:
         if name not in results:

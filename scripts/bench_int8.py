@@ -38,11 +38,11 @@ def _log(msg: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from backdrop.core.buckets import DEFAULT_BUCKETS
+    from backdrop.core.metrics import boundary_iou, iou, temporal_consistency
     from backdrop.device_tests.host import HostDevice
     from backdrop.export.formats.base import ExportRequest
     from backdrop.export.formats.executorch import ExecuTorchFormat
     from backdrop.export.goldens import make_golden
-    from backdrop.core.metrics import boundary_iou, iou, temporal_consistency
     from backdrop.models import load_checkpoint
     from backdrop.models.checkpoint import default_checkpoint_path
     from backdrop.quantization import fuse_model
@@ -108,7 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench_int8.json").write_text(json.dumps(result, indent=2) + "\n")
-    head = f"{'bucket':16} {'fp32 ms':>8} {'int8 ms':>8} {'speedup':>7} {'size':>6} {'IoU min/mean':>13} {'BIoU min/mean':>13} {'tIoU f/i8':>11}"
+    head = (
+        f"{'bucket':16} {'fp32 ms':>8} {'int8 ms':>8} {'speedup':>7} {'size':>6} "
+        f"{'IoU min/mean':>13} {'BIoU min/mean':>13} {'tIoU f/i8':>11}"
+    )
     print(head)
     for r in rows:
         lat = r["latency_ms_median"]

@@ -56,7 +56,9 @@ def export_heldout_labels(held: HeldOut, out: Path) -> Path:
 
     meta = dict(held.teacher_meta)
     meta["quantization"] = "uint8 = round(p * 255); p = value / 255"
-    meta["frames"] = f"carphone_pristine.mp4 frames {CARPHONE_HELDOUT_START}..{CARPHONE_HELDOUT_START + len(held.clip_labels) - 1}"
+    meta["frames"] = (
+        f"carphone_pristine.mp4 frames {CARPHONE_HELDOUT_START}..{CARPHONE_HELDOUT_START + len(held.clip_labels) - 1}"
+    )
     meta.pop("input", None)  # a local path
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out, masks=quantize_labels(held.clip_labels), start=np.array(CARPHONE_HELDOUT_START),
@@ -84,7 +86,10 @@ def evaluate(checkpoint: Path, held: HeldOut) -> dict:
         "checkpoint_sha256": ckpt.sha256,
         "checkpoint_bytes": checkpoint.stat().st_size,
         "params": sum(p.numel() for p in ckpt.model.parameters()),
-        "macs": {"144x256": count_macs(ckpt.model, 144, 256), "192x256 (landscape_4x3, carphone's bucket)": count_macs(ckpt.model, 192, 256)},
+        "macs": {
+            "144x256": count_macs(ckpt.model, 144, 256),
+            "192x256 (landscape_4x3, carphone's bucket)": count_macs(ckpt.model, 192, 256),
+        },
         "model_config": ckpt.config.to_dict(),
         "mask_feedback": feedback,
         "teacher": held.teacher_meta.get("teacher"),

@@ -239,7 +239,9 @@ def check_artifact(root: Path, manifest: dict, art: dict, min_iou: float) -> tup
     outputs = [s["name"] for s in art["outputs"]]
     roles = {"explicit": (["frame", "prev_mask"], ["mask", "next_mask"]), "native": (["frame", "reset"], ["mask"])}
     if state_form not in roles or sorted(inputs) != sorted(roles[state_form][0]) or outputs != roles[state_form][1]:
-        raise UsageError(f"{key}: state_form {state_form!r} with inputs {list(inputs)} and outputs {outputs} is not a known contract")
+        raise UsageError(
+            f"{key}: state_form {state_form!r} with inputs {list(inputs)} and outputs {outputs} is not a known contract"
+        )
     order = [s["name"] for s in art["inputs"]]
     dtype = {name: np.dtype(spec["dtype"]) for name, spec in inputs.items()}
     hb, wb = bucket["height"], bucket["width"]

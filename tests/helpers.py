@@ -12,9 +12,9 @@ import torch
 from torch import nn
 
 from backdrop.core.buckets import Bucket, crop_box, plan
+from backdrop.core.sources import iter_frames
 from backdrop.models import build_model
 from backdrop.models.reference import bucket_input
-from backdrop.core.sources import iter_frames
 
 
 class TwoConv(nn.Module):

@@ -16,8 +16,9 @@ import pytest
 import torch
 
 from backdrop.core.buckets import DEFAULT_BUCKETS
+from backdrop.core.contract import io_specs
 from backdrop.device_tests import DEVICES
-from backdrop.device_tests.base import DeviceDescription, TimingProtocol, TimingResult, feedback_loop, first_frame_feed, time_calls
+from backdrop.device_tests.base import QUICK_TIMING, DeviceDescription, TimingResult, feedback_loop, first_frame_feed, time_calls
 from backdrop.device_tests.host import HostDevice
 from backdrop.export.artifact import Artifact
 from backdrop.export.formats import FORMATS, ArtifactKind, ExportError, ExportRequest
@@ -25,7 +26,6 @@ from backdrop.export.formats.base import check_file_exists
 from backdrop.export.targets import TARGETS, Target, TargetEntry
 from backdrop.models.wrappers import example_inputs, wrap
 from backdrop.orchestration.manifest import schema_file
-from backdrop.core.contract import io_specs
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,7 +56,9 @@ def test_layer_check_catches_an_upward_import(monkeypatch, tmp_path):
         "backdrop.export.formats.onnx": ROOT / "export/formats/onnx.py",
     })
     found = [str(v) for v in layers.violations()]
-    assert "backdrop.quantization.bad:2 imports backdrop.orchestration.pipeline: quantization may not import orchestration" in found
+    assert (
+        "backdrop.quantization.bad:2 imports backdrop.orchestration.pipeline: quantization may not import orchestration" in found
+    )
     assert any("a format imports another format" in v for v in found), found
 
 
@@ -193,7 +195,7 @@ class PluginDevice:
         PluginDevice.total_runs += 1
         return feedback_loop(artifact, golden, FORMATS.for_kind(artifact.format).load(artifact), self.name)
 
-    def time(self, artifacts, golden, protocol=TimingProtocol()):
+    def time(self, artifacts, golden, protocol=QUICK_TIMING):
         calls = {a.key: FORMATS.for_kind(a.format).load(a) for a in artifacts}
         feeds = {a.key: first_frame_feed(a, golden) for a in artifacts}
         return TimingResult(time_calls(calls, feeds, protocol), self.describe(), protocol)

@@ -14,6 +14,7 @@ import dataclasses
 import json
 import shutil
 
+import coremltools as ct  # a pinned dependency: never skipped
 import numpy as np
 import pytest
 import torch
@@ -29,8 +30,6 @@ from backdrop.quantization.coreml_compress import (
     compress_weights,
     compressed_weights_error,
 )
-
-import coremltools as ct  # a pinned dependency: never skipped
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::DeprecationWarning:coremltools.*"),
@@ -207,7 +206,9 @@ def test_validator_catches_a_precision_that_does_not_match_the_weights(exported)
     fp16, int8, pal = (exported[(p, "explicit")] for p in ("fp16", "int8", "palette6"))
 
     text = "\n".join(validate_coreml_spec(fp16.path, dataclasses.replace(fp16, precision="int8")).errors)
-    assert "a int8 package has no compressed weights (no constexpr_affine_dequantize or constexpr_blockwise_shift_scale op)" in text
+    assert (
+        "a int8 package has no compressed weights (no constexpr_affine_dequantize or constexpr_blockwise_shift_scale op)" in text
+    )
     assert "metadata backdrop.precision is 'fp16', expected 'int8'" in text
 
     text = "\n".join(validate_coreml_spec(int8.path, dataclasses.replace(int8, precision="fp16")).errors)
@@ -246,7 +247,9 @@ def test_compressed_export_is_repeatable_byte_for_byte(exported, tmp_path, preci
 @pytest.mark.parametrize("precision", PRECISIONS)
 def test_model_without_large_weights_is_refused(tmp_path, precision):
     request = ExportRequest(_Tiny().eval(), BUCKET, "explicit", precision, tmp_path)
-    with pytest.raises(ExportError, match=rf"^Core ML {precision} of test_1x1 32x32/explicit: no weight tensor has more than 2048 elements"):
+    with pytest.raises(
+        ExportError, match=rf"^Core ML {precision} of test_1x1 32x32/explicit: no weight tensor has more than 2048 elements"
+    ):
         CoreMLFormat(progress=False).export(request)
     assert not any(tmp_path.iterdir())
 
@@ -292,6 +295,7 @@ def coreml_weights_into_torch(model: nn.Module, fp16_package, compressed_model) 
     unique. Returns (new entries, compressed tensors mapped, compressed tensors in the package).
     """
     import coremltools.optimize.coreml as cto
+
     from backdrop.quantization.coreml_compress import (
         _as_mlmodel,
         _compressed_var_names,
@@ -319,9 +323,9 @@ def coreml_weights_into_torch(model: nn.Module, fp16_package, compressed_model) 
 def test_masks_with_compressed_weights_stay_close_to_float(tmp_path):
     """Default model (fused), 64x96: IoU against float with the Core ML weights in torch."""
     from backdrop.export.goldens import make_golden
-    from backdrop.models.wrappers import wrap
     from backdrop.models import load_checkpoint
     from backdrop.models.checkpoint import default_checkpoint_path
+    from backdrop.models.wrappers import wrap
     from backdrop.quantization import fuse_model
     from backdrop.quantization.budget import measure_quality, run_explicit
 

@@ -13,10 +13,10 @@ import typer
 from typer.testing import CliRunner
 
 from backdrop.core import metrics as M
-from backdrop.orchestration.commands.eval import eval_command
 from backdrop.core.errors import BackdropError, ConfigError, EvalError, InputError
-from backdrop.orchestration.evaluate import EvalSpec, evaluate
 from backdrop.core.maskio import MaskSequence, save_masks
+from backdrop.orchestration.commands.eval import eval_command
+from backdrop.orchestration.evaluate import EvalSpec, evaluate
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -9,10 +9,11 @@ accepts it -> the validator rejects a wrong artifact, a flexible shape, a bad pa
 from __future__ import annotations
 
 import dataclasses
-import re
 import json
+import re
 import shutil
 
+import coremltools as ct  # noqa: E402  (a pinned dependency: never skipped)
 import numpy as np
 import pytest
 import torch
@@ -23,8 +24,6 @@ from backdrop.export.artifact import Artifact, TensorSpec, io_specs
 from backdrop.export.formats import FORMATS, ExportError, ExportRequest
 from backdrop.export.formats.coreml import VERIFICATION_NOTE, CoreMLFormat, validate_coreml_spec
 from backdrop.models import build_model
-
-import coremltools as ct  # noqa: E402  (a pinned dependency: never skipped)
 
 pytestmark = [
     # Upstream noise, scoped to this module: coremltools' torch frontend calls its own
@@ -285,5 +284,11 @@ def test_unconvertible_op_is_named(tmp_path):
             return torch.special.erfcx(self.conv(x))
 
     request = ExportRequest(WithErfcx().eval(), Bucket("tiny", 32, 32), "explicit", "fp16", tmp_path)
-    with pytest.raises(ExportError, match=rf"^Core ML \(coremltools {re.escape(ct.__version__)}\) cannot convert op 'special_erfcx' in tiny 32x32/explicit\."):
+    with pytest.raises(
+        ExportError,
+        match=(
+            rf"^Core ML \(coremltools {re.escape(ct.__version__)}\) cannot convert op 'special_erfcx' "
+            rf"in tiny 32x32/explicit\."
+        ),
+    ):
         CoreMLFormat(progress=False).export(request)

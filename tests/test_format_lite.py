@@ -15,13 +15,13 @@ import pytest
 import torch
 from torch.jit.mobile import _load_for_lite_interpreter
 
-from helpers import lively_lite
 from backdrop import __version__
 from backdrop.core.buckets import Bucket
 from backdrop.export.artifact import io_specs
 from backdrop.export.formats import FORMATS, ExportError, ExportRequest
 from backdrop.export.formats.lite import METADATA_FILE
 from backdrop.models.wrappers import wrap
+from helpers import lively_lite
 
 BUCKET = Bucket("small_2x3", 64, 96)
 ATOL = 1e-4

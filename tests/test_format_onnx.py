@@ -18,13 +18,13 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import lively_lite
 from backdrop import __version__
 from backdrop.core.buckets import Bucket
 from backdrop.export.artifact import io_specs
 from backdrop.export.formats import FORMATS, ExportError, ExportRequest
 from backdrop.export.formats.onnx import OPSET, OnnxFormat
 from backdrop.models.wrappers import wrap
+from helpers import lively_lite
 
 BUCKET = Bucket("small_2x3", 64, 96)
 ORT_TYPES = {"float32": "tensor(float)"}

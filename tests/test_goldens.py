@@ -11,6 +11,8 @@ import torch
 
 from backdrop.core.buckets import Bucket, BucketSet, plan
 from backdrop.core.errors import ConfigError
+from backdrop.core.frames import nv12_to_yuv, nv21_to_yuv, yuv_to_nv21
+from backdrop.core.sources import iter_frames
 from backdrop.export.goldens import (
     MIN_FRAMES,
     NPZ_KEYS,
@@ -20,10 +22,8 @@ from backdrop.export.goldens import (
     make_golden,
     save_golden,
 )
-from backdrop.core.frames import nv12_to_yuv, nv21_to_yuv, yuv_to_nv21
 from backdrop.models import build_model
 from backdrop.models.reference import ReferencePredictor, bucket_input
-from backdrop.core.sources import iter_frames
 
 BUCKET = Bucket("t", 64, 96)
 N, RESET_AT = 30, 15

@@ -134,8 +134,8 @@ def test_pt2e_units_kept_in_float_have_no_quantized_ops(carphone_path):
     import torch
 
     from backdrop.core.buckets import Bucket
-    from backdrop.models.wrappers import example_inputs, wrap
     from backdrop.models import build_model
+    from backdrop.models.wrappers import example_inputs, wrap
     from backdrop.quantization import fuse_model
     from backdrop.quantization.calibration import calibration_inputs
     from backdrop.quantization.units import quant_units
@@ -170,7 +170,8 @@ def test_quantization_report_names_slow_ops_and_big_files(tmp_path):
     g = _golden()
     q = measure_quality(g.expected_masks.copy(), g).to_dict()
     search = search_fallback(FakeProbe(), g, FallbackSearch(AccuracyBudget(min_iou=0.87, min_boundary_iou=0.4)))
-    info = {"quality": q, "float_units": ["b", "d"], "fallback": "kept the 2 most sensitive unit(s) in float; plain int8 missed: x",
+    info = {"quality": q, "float_units": ["b", "d"],
+            "fallback": "kept the 2 most sensitive unit(s) in float; plain int8 missed: x",
             "search": search.to_dict(), "budget": AccuracyBudget().to_dict()}
     rows = [
         {"key": "t/executorch-int8-native", "precision": "int8", "bucket": "t", "format": "executorch", "state_form": "native",

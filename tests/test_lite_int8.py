@@ -17,7 +17,6 @@ import pytest
 import torch
 from torch.jit.mobile import _export_operator_list, _load_for_lite_interpreter
 
-from helpers import structured_lite
 from backdrop.core.buckets import Bucket
 from backdrop.device_tests.host import HostDevice
 from backdrop.export.formats import FORMATS, ExportError, ExportRequest
@@ -28,6 +27,7 @@ from backdrop.quantization.budget import measure_quality, run_explicit
 from backdrop.quantization.calibration import cached_calibration_inputs
 from backdrop.quantization.qnnpack_int8 import ENGINE, qnnpack_engine, quantize_for_qnnpack, quantized_modules
 from backdrop.quantization.units import quant_units
+from helpers import structured_lite
 
 BUCKET = Bucket("t", 64, 96)
 FLOAT_UNITS = ("encoder.stages.3.1", "head")

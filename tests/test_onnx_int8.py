@@ -26,7 +26,6 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from helpers import structured_lite
 from backdrop.core.buckets import Bucket
 from backdrop.device_tests.host import HostDevice
 from backdrop.export.formats import FORMATS, ExportError, ExportRequest
@@ -36,6 +35,7 @@ from backdrop.quantization import fuse_model
 from backdrop.quantization.budget import measure_quality, run_explicit
 from backdrop.quantization.fallback import Int8Probe
 from backdrop.quantization.units import quant_units
+from helpers import structured_lite
 
 BUCKET = Bucket("t", 64, 96)
 FLOAT_UNITS = ("encoder.stages.3.1", "head")

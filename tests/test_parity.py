@@ -21,8 +21,8 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import TwoConv, structure_head
 from backdrop.core.buckets import Bucket
+from backdrop.core.errors import ConfigError, RegistryError
 from backdrop.device_tests.base import DEVICES, Device, DeviceError, get_device
 from backdrop.device_tests.host import HostDevice
 from backdrop.device_tests.parity import (
@@ -32,11 +32,11 @@ from backdrop.device_tests.parity import (
     thresholds_for,
     write_parity_report,
 )
-from backdrop.core.errors import ConfigError, RegistryError
 from backdrop.export.artifact import Artifact, io_specs
 from backdrop.export.goldens import make_golden
-from backdrop.models.wrappers import STATE_NAME, example_inputs, wrap
 from backdrop.models import build_model
+from backdrop.models.wrappers import STATE_NAME, example_inputs, wrap
+from helpers import TwoConv, structure_head
 
 BUCKET = Bucket("t", 64, 96)
 H, W = BUCKET.height, BUCKET.width

@@ -10,10 +10,10 @@ import torch
 from backdrop.core.buckets import BucketSet
 from backdrop.core.errors import InputError
 from backdrop.core.maskio import load_masks
+from backdrop.core.sources import iter_frames
 from backdrop.models import load_checkpoint
 from backdrop.models.reference import ReferencePredictor, bucket_input
 from backdrop.orchestration.predict import PredictSpec, predict
-from backdrop.core.sources import iter_frames
 
 
 def test_predict_on_real_clip_writes_documented_format(lite_checkpoint, carphone_path, tmp_path):

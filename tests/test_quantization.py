@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import structured_lite
 from backdrop.core.buckets import Bucket
+from backdrop.core.metrics import boundary_iou, iou
 from backdrop.export.goldens import make_golden
 from backdrop.models.wrappers import example_inputs, wrap
-from backdrop.core.metrics import boundary_iou, iou
 from backdrop.quantization.calibration import CALIBRATION_START, CalibrationSet, calibration_inputs
 from backdrop.quantization.xnnpack_int8 import QuantizationError, quantize_for_xnnpack
+from helpers import structured_lite
 
 BUCKET = Bucket("small_2x3", 64, 96)
 H, W = BUCKET.height, BUCKET.width
@@ -64,7 +64,9 @@ def test_calibration_carries_real_previous_masks(calibration, model):
 def test_calibration_hash_is_stable_and_sensitive(calibration, model):
     again = calibration_inputs(model, BUCKET, num_frames=CAL_FRAMES)
     assert again.sha256 == calibration.sha256 and len(calibration.sha256) == 64
-    assert again.name == calibration.name == f"calib-small_2x3-carphone_pristine-f{CALIBRATION_START}-{CALIBRATION_START + CAL_FRAMES - 1}"
+    assert again.name == calibration.name == (
+        f"calib-small_2x3-carphone_pristine-f{CALIBRATION_START}-{CALIBRATION_START + CAL_FRAMES - 1}"
+    )
     changed = calibration.prev_masks.copy()
     changed[1, 0, 0, 0] += 1e-3
     other = CalibrationSet(calibration.name, BUCKET, calibration.frames, changed, calibration.resets, calibration.source)

@@ -18,11 +18,11 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import TwoConv, structure_head
 from backdrop.core.buckets import Bucket
 from backdrop.export.artifact import io_specs
 from backdrop.export.goldens import make_golden, save_golden
 from backdrop.models.wrappers import STATE_NAME, example_inputs, wrap
+from helpers import TwoConv, structure_head
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "run_from_manifest.py"
 BUCKET = Bucket("t", 64, 96)
@@ -140,7 +140,9 @@ def test_script_imports_only_what_an_app_has():
     assert names <= ALLOWED_IMPORTS, names - ALLOWED_IMPORTS
     assert not any(n.startswith("backdrop") for n in names)
     loaders = set().union(*(_imports(n) for n in runtime))
-    assert loaders <= {"backdrop.core.buckets", "backdrop.core.errors", "backdrop.export.artifact", "backdrop.export.formats"}, loaders
+    assert loaders <= {
+        "backdrop.core.buckets", "backdrop.core.errors", "backdrop.export.artifact", "backdrop.export.formats"
+    }, loaders
 
 
 def test_reproduces_the_golden_masks_with_both_runtimes(target):

@@ -160,7 +160,9 @@ def test_make_sample_fills_every_bucket(bucket_name):
     x, y = make_sample(data.persons[0], data.backgrounds[0], bucket, np.random.default_rng(1), AugmentConfig(), PrevMaskConfig())
     assert x.shape == (4, bucket.height, bucket.width) and y.shape == (1, bucket.height, bucket.width)
     assert x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1 and 0 <= y.min() and y.max() <= 1
-    x2, y2 = make_sample(data.persons[0], data.backgrounds[0], bucket, np.random.default_rng(1), AugmentConfig(), PrevMaskConfig())
+    x2, y2 = make_sample(
+        data.persons[0], data.backgrounds[0], bucket, np.random.default_rng(1), AugmentConfig(), PrevMaskConfig()
+    )
     np.testing.assert_array_equal(x, x2)
     np.testing.assert_array_equal(y, y2)
 
@@ -188,7 +190,9 @@ def _write_cache(path: Path, masks: list[np.ndarray]) -> None:
         "num_frames": np.array(len(masks), dtype=np.int64),
         "frame_names": np.array([f"frame_{i:05d}" for i in range(len(masks))]),
         "frame_sizes": np.array([m.shape for m in masks], dtype=np.int32),
-        "meta_json": np.array(json.dumps({"teacher": "MediaPipe selfie segmentation (general 256x256)", "mediapipe_version": "0.10.21"})),
+        "meta_json": np.array(
+            json.dumps({"teacher": "MediaPipe selfie segmentation (general 256x256)", "mediapipe_version": "0.10.21"})
+        ),
     }
     for i, m in enumerate(masks):
         arrays[f"mask_{i:05d}"] = m
@@ -293,7 +297,7 @@ def test_tiny_training_run_writes_a_loadable_checkpoint(tmp_path):
     assert "train_state" not in ckpt.meta  # the shipped file carries no optimizer state
     assert "train_state" in load_checkpoint(tmp_path / "run" / "last.pt").meta
     assert result.exported == tmp_path / "exported.pt" and result.exported.is_file()
-    log = [json.loads(l) for l in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert log[-1]["step"] == 4
 
 

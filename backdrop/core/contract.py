@@ -193,7 +193,9 @@ def io_specs(
         "reset", (1,), dtype, "C", (0.0, 1.0),
         "1.0 on the first frame, after a scene cut or camera switch (clears the state); else 0.0",
     )
-    state = TensorSpec(STATE_NAME, (1, 1, height, width), dtype, "NCHW", (0.0, 1.0), "previous mask kept by the runtime; starts at zeros")
+    state = TensorSpec(
+        STATE_NAME, (1, 1, height, width), dtype, "NCHW", (0.0, 1.0), "previous mask kept by the runtime; starts at zeros"
+    )
     return (frame, reset), (mask,), (state,)
 
 

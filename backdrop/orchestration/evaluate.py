@@ -28,7 +28,6 @@ import numpy as np
 
 from backdrop import __version__
 from backdrop.core import metrics as M
-from backdrop.core.plots import new_figure
 from backdrop.core.errors import ConfigError, EvalError, InputError
 from backdrop.core.fairness import (
     BootstrapConfig,
@@ -41,6 +40,7 @@ from backdrop.core.fairness import (
     video_score,
 )
 from backdrop.core.maskio import load_masks
+from backdrop.core.plots import new_figure
 
 REPORT_FORMAT = "backdrop-eval-report"
 REPORT_VERSION = 1

@@ -76,7 +76,9 @@ class Int8Stage:
         search = self.searches.get(key)
         if search is not None and search.float_units != request.float_units:
             request = replace(request, float_units=search.float_units)
-            self.log(f"[{key[0]}] {request.format}-int8-{request.state_form}: re-export with the float units chosen for this bucket")
+            self.log(
+                f"[{key[0]}] {request.format}-int8-{request.state_form}: re-export with the float units chosen for this bucket"
+            )
             made = self.export(request)
         first_misses: list[str] | None = None
         while True:
@@ -193,7 +195,10 @@ def write_quantization_report(rows: list[dict], budget: AccuracyBudget, device_n
         f"fallback may keep up to {budget.max_float_fraction:.0%} of the units in float. Host: {device_name}; "
         f"latency is the median of {LATENCY.runs} interleaved runs against the fp32 twin (a ratio from one run).",
         "",
-        "| artifact | size vs float | speed-up vs float | IoU mean / min | Boundary IoU mean / min | temporal IoU float / int8 | units in float |",
+        (
+            "| artifact | size vs float | speed-up vs float | IoU mean / min | Boundary IoU mean / min "
+            "| temporal IoU float / int8 | units in float |"
+        ),
         "|---|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
@@ -276,7 +281,9 @@ def quantization_plot(rows: list[dict], path: Path) -> Path:
     colors = [FORMATS.for_kind(r["format"]).color for r in rows]
     ax1.barh(y, [r["speedup"] or 0.0 for r in rows], color=colors)
     for name, goal in _speedup_targets(rows).items():
-        ax1.axvline(goal, color=FORMATS.get(name).color, ls="--", lw=1, label=f"{FORMATS.get(name).kinds[0].label} target {goal}x")
+        ax1.axvline(
+            goal, color=FORMATS.get(name).color, ls="--", lw=1, label=f"{FORMATS.get(name).kinds[0].label} target {goal}x"
+        )
     ax1.axvline(1.0, color="grey", lw=0.8)
     ax1.set_xlabel("speed-up vs float twin (host, median of interleaved runs; 0 = not run here)")
     ax1.set_yticks(y, names, fontsize=7)

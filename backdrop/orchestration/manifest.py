@@ -18,9 +18,15 @@ from backdrop.export.formats import FORMATS, package_versions
 SCHEMA_VERSION = "1.2"
 
 BUCKET_RULE = {
-    "selection": "bucket minimising max(a,b)/min(a,b) with a = frame_w*bucket_h, b = frame_h*bucket_w (exact integer compare); ties: earliest bucket",
+    "selection": (
+        "bucket minimising max(a,b)/min(a,b) with a = frame_w*bucket_h, b = frame_h*bucket_w (exact integer compare); "
+        "ties: earliest bucket"
+    ),
     "max_aspect_factor": 2,
-    "placement": "limiting side = bucket side; other side = (2*side*bucket_side + limiting) div (2*limiting), clamped to [1, bucket side]; centred, odd pixel bottom/right",
+    "placement": (
+        "limiting side = bucket side; other side = (2*side*bucket_side + limiting) div (2*limiting), "
+        "clamped to [1, bucket side]; centred, odd pixel bottom/right"
+    ),
     "resize": "bilinear, half-pixel centres, float32, no antialiasing, on Y/U/V / 255",
     "padding": "replicate (edge pixels repeated)",
     "mask_back": "crop the padding, bilinear half-pixel resize to the frame size",
@@ -100,7 +106,9 @@ def check_integrity(dist: str | os.PathLike, manifest: dict) -> None:
         if not path.exists():
             problems.append(f"{rel} is missing")
         elif want is not None and tree_sha256(path) != want:
-            problems.append(f"{rel} was modified after export (sha256 {tree_sha256(path)[:12]}..., the manifest says {want[:12]}...)")
+            problems.append(
+                f"{rel} was modified after export (sha256 {tree_sha256(path)[:12]}..., the manifest says {want[:12]}...)"
+            )
     if problems:
         raise IntegrityError(
             f"{root}: {'; '.join(problems)}. Re-export the target (backdrop export) or restore the files; "

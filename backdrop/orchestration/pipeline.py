@@ -42,7 +42,9 @@ from backdrop.quantization.budget import AccuracyBudget
 
 GOLDEN_FRAMES = 40
 GOLDEN_RESET_AT = 20
-QUALITY_FIELDS = ("iou_mean", "iou_min", "boundary_iou_mean", "boundary_iou_min", "temporal_iou_float", "temporal_iou", "max_abs_error")
+QUALITY_FIELDS = (
+    "iou_mean", "iou_min", "boundary_iou_mean", "boundary_iou_min", "temporal_iou_float", "temporal_iou", "max_abs_error"
+)
 """The measured-quality numbers the manifest's per-artifact ``quantization.quality`` carries."""
 
 
@@ -317,7 +319,9 @@ def build_manifest(target, ckpt, fusion, buckets, artifacts, goldens, reports, r
                 "tolerance": fusion.tolerance,
             },
         },
-        "camera": {"format": target.camera_format, "color": "bt601-full", "chroma_upsampling": "nearest", "spec": "docs/frames.md"},
+        "camera": {
+            "format": target.camera_format, "color": "bt601-full", "chroma_upsampling": "nearest", "spec": "docs/frames.md"
+        },
         "bucket_rule": dict(BUCKET_RULE),
         "buckets": [{"name": b.name, "height": b.height, "width": b.width} for b in buckets],
         "threshold": 0.5,
@@ -336,7 +340,9 @@ def write_delegation_report(artifacts: list[Artifact], out_dir: Path) -> None:
     rows = {a.key: a.delegation.to_dict() for a in artifacts if a.delegation is not None}
     (out_dir / "delegation.json").write_text(json.dumps(rows, indent=2, sort_keys=True) + "\n")
     lines = [
-        "# Delegation (ops inside and outside each artifact's delegate: " + ", ".join(sorted({d["delegate"] for d in rows.values()})) + ")",
+        "# Delegation (ops inside and outside each artifact's delegate: "
+        + ", ".join(sorted({d["delegate"] for d in rows.values()}))
+        + ")",
         "",
         "| artifact | delegated subgraphs | delegated nodes | non-delegated nodes | compute ops outside |",
         "|---|---:|---:|---:|---|",

@@ -16,7 +16,7 @@ from backdrop.export.formats.base import (
 __all__ = ["FORMATS", "ArtifactKind", "ExportError", "ExportRequest", "Format", "FrameRunner", "OfflineCheck", "package_versions"]
 
 # The registry lines: one import per format module.
-from backdrop.export.formats import executorch as _executorch  # noqa: E402,F401
 from backdrop.export.formats import coreml as _coreml  # noqa: E402,F401
-from backdrop.export.formats import onnx as _onnx  # noqa: E402,F401
+from backdrop.export.formats import executorch as _executorch  # noqa: E402,F401
 from backdrop.export.formats import lite as _lite  # noqa: E402,F401
+from backdrop.export.formats import onnx as _onnx  # noqa: E402,F401

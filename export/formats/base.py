@@ -23,9 +23,9 @@ import numpy as np
 
 from backdrop.core.buckets import Bucket
 from backdrop.core.errors import BackdropError, ConfigError, RegistryError
+from backdrop.core.registry import Registry
 from backdrop.export.artifact import Artifact
 from backdrop.models import Segmenter
-from backdrop.core.registry import Registry
 from backdrop.quantization.units import check_units
 
 

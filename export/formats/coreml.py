@@ -445,7 +445,9 @@ def _finish_package(path: Path, states: tuple[TensorSpec, ...]) -> None:
         old: str(uuid.uuid5(uuid.NAMESPACE_URL, "backdrop-mlpackage:" + item["path"]))
         for old, item in manifest["itemInfoEntries"].items()
     }
-    manifest["itemInfoEntries"] = {remap[k]: v for k, v in sorted(manifest["itemInfoEntries"].items(), key=lambda kv: remap[kv[0]])}
+    manifest["itemInfoEntries"] = {
+        remap[k]: v for k, v in sorted(manifest["itemInfoEntries"].items(), key=lambda kv: remap[kv[0]])
+    }
     manifest["rootModelIdentifier"] = remap[manifest["rootModelIdentifier"]]
     manifest_file.write_text(json.dumps(manifest, indent=4, sort_keys=True) + "\n")
     for f in path.rglob("*"):
@@ -610,7 +612,12 @@ def _proto_dtype(data_type: int) -> str:
     from coremltools.proto import FeatureTypes_pb2
 
     enum = FeatureTypes_pb2.ArrayFeatureType.ArrayDataType
-    names = {enum.Value("FLOAT16"): "float16", enum.Value("FLOAT32"): "float32", enum.Value("DOUBLE"): "float64", enum.Value("INT32"): "int32"}
+    names = {
+        enum.Value("FLOAT16"): "float16",
+        enum.Value("FLOAT32"): "float32",
+        enum.Value("DOUBLE"): "float64",
+        enum.Value("INT32"): "int32",
+    }
     return names.get(data_type, enum.Name(data_type).lower() if data_type in enum.values() else f"enum {data_type}")
 
 

@@ -46,7 +46,9 @@ def delegation_summary(graph_module) -> DelegationSummary:
     info = get_delegation_info(graph_module)
     df = info.get_operator_delegation_dataframe()
     ops = {
-        row.op_type: {"delegated": int(row.occurrences_in_delegated_graphs), "outside": int(row.occurrences_in_non_delegated_graphs)}
+        row.op_type: {
+            "delegated": int(row.occurrences_in_delegated_graphs), "outside": int(row.occurrences_in_non_delegated_graphs)
+        }
         for row in df.itertuples()
         if row.op_type != "Total"
     }

@@ -47,7 +47,6 @@ from torch.jit.mobile import (
     _load_for_lite_interpreter,
 )
 
-from backdrop import __version__
 from backdrop.core.errors import ConfigError
 from backdrop.export.artifact import Artifact, io_specs
 from backdrop.export.formats.base import (

@@ -132,7 +132,11 @@ class OnnxFormat:
     int8_speedup_target: float | None = None
 
     def why_not_here(self, artifact: Artifact) -> str:
-        return "" if artifact.state_form in self.state_forms else f"no {artifact.state_form!r} state form (ONNX has no runtime-kept state)"
+        return (
+            ""
+            if artifact.state_form in self.state_forms
+            else f"no {artifact.state_form!r} state form (ONNX has no runtime-kept state)"
+        )
 
     def check_offline(self, artifact: Artifact) -> OfflineCheck | None:
         return None

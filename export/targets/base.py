@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from backdrop.core.errors import ConfigError
-from backdrop.quantization.budget import AccuracyBudget
 from backdrop.core.registry import Registry
+from backdrop.quantization.budget import AccuracyBudget
 
 
 @dataclass(frozen=True)

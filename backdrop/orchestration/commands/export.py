@@ -28,14 +28,18 @@ def export_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="dist folder; the target lands in OUT/<target>/.")] = Path("dist"),
     fmt: FormatOpt = "text",
     int8_min_iou: Annotated[
-        float | None, typer.Option("--int8-min-iou", help="int8 budget: mean IoU against float over the goldens (target default 0.97).")
+        float | None,
+        typer.Option("--int8-min-iou", help="int8 budget: mean IoU against float over the goldens (target default 0.97)."),
     ] = None,
     int8_min_boundary_iou: Annotated[
         float | None, typer.Option("--int8-min-boundary-iou", help="int8 budget: mean Boundary IoU against float (default 0.90).")
     ] = None,
     device: Annotated[str, typer.Option("--device", help="Verify on this device. " + device_choices_help())] = "host",
     int8_max_temporal_drop: Annotated[
-        float | None, typer.Option("--int8-max-temporal-drop", help="int8 budget: how far temporal IoU may fall below float's (default 0.01).")
+        float | None,
+        typer.Option(
+            "--int8-max-temporal-drop", help="int8 budget: how far temporal IoU may fall below float's (default 0.01)."
+        ),
     ] = None,
 ) -> None:
     """Export one fixed-shape artifact per bucket and format for a target, verify each against
@@ -58,7 +62,9 @@ def export_command(
     names = tuple(n.strip() for n in bucket_names.split(",") if n.strip()) if bucket_names is not None else None
     overrides = {
         k: v
-        for k, v in (("min_iou", int8_min_iou), ("min_boundary_iou", int8_min_boundary_iou), ("max_temporal_drop", int8_max_temporal_drop))
+        for k, v in (
+            ("min_iou", int8_min_iou), ("min_boundary_iou", int8_min_boundary_iou), ("max_temporal_drop", int8_max_temporal_drop)
+        )
         if v is not None
     }
     budget = replace(TARGETS.get(target).budget, **overrides) if overrides else None

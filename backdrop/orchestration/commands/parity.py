@@ -14,7 +14,9 @@ from backdrop.orchestration.commands.options import FormatOpt, check_format, dev
 
 
 def parity_command(
-    dist: Annotated[Path, typer.Option("--dist", "-d", help="An exported target folder, e.g. dist/android-arm64.", file_okay=False)],
+    dist: Annotated[
+        Path, typer.Option("--dist", "-d", help="An exported target folder, e.g. dist/android-arm64.", file_okay=False)
+    ],
     device: Annotated[str, typer.Option("--device", help=device_choices_help())] = "host",
     fmt: FormatOpt = "text",
 ) -> None:
