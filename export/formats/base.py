@@ -13,6 +13,7 @@ export/formats/__init__.py (docs/architecture.md). Only targets combine formats.
 from __future__ import annotations
 
 import difflib
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
@@ -75,6 +76,8 @@ class ArtifactKind:
         runtime: the manifest's ``runtime`` value for it.
         state_forms: the state forms files of this kind come in.
         label: for people and docs tables, e.g. "ORT format (ONNX Runtime, pre-optimized)".
+        same_bytes_in_process: a second export of the same request in the same process writes
+            the same bytes (False where the writer does not: docs/formats.md, "Reproducible").
     """
 
     name: str
@@ -82,6 +85,7 @@ class ArtifactKind:
     runtime: str
     state_forms: tuple[str, ...]
     label: str
+    same_bytes_in_process: bool = True
 
 
 @dataclass(frozen=True)
@@ -146,6 +150,12 @@ class Format(Protocol):
         """Check ``artifact`` without running it; None when the format has no such check."""
         ...
 
+    def read_description(self, artifact: Artifact) -> dict | None:
+        """The self-description stored inside ``artifact``'s file, as
+        :meth:`backdrop.core.contract.SelfDescription.fields` wrote it; None for kinds of file
+        that carry none."""
+        ...
+
 
 class Int8Format(Format, Protocol):
     """A format with an int8 precision also offers a probe for the fallback search."""
@@ -203,6 +213,20 @@ def check_loaded_io(artifact: Artifact, got_inputs: Sequence[str], got_outputs: 
             f"{artifact.key}: the {what} has inputs {list(got_inputs)} and outputs {list(got_outputs)}; "
             f"the artifact declares inputs {want_in} and outputs {want_out}."
         )
+
+
+JSON_FIELDS = ("bucket", "inputs", "outputs", "states", "model_config")
+"""Fields of a self-description that formats storing strings keep as JSON."""
+
+
+def decode_description(pairs: dict[str, str], prefix: str) -> dict:
+    """A self-description back from string key/value metadata written under ``prefix``."""
+    out = {}
+    for key, value in pairs.items():
+        if key.startswith(prefix):
+            name = key[len(prefix):]
+            out[name] = json.loads(value) if name in JSON_FIELDS else value
+    return out
 
 
 def check_file_exists(artifact: Artifact) -> Path:

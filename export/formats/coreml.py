@@ -65,6 +65,7 @@ from backdrop.export.formats.base import (
     FrameRunner,
     OfflineCheck,
     check_file_exists,
+    decode_description,
 )
 from backdrop.models.wrappers import STATE_FORMS, example_inputs, wrap
 from backdrop.quantization.coreml_compress import (
@@ -144,6 +145,11 @@ class CoreMLFormat:
         """:func:`validate_coreml_spec`: the package's spec against what the artifact declares."""
         check = validate_coreml_spec(artifact.path, artifact)
         return OfflineCheck(tuple(check.errors), tuple(check.warnings), "Core ML spec check")
+
+    def read_description(self, artifact: Artifact) -> dict | None:
+        """The package's ``user_defined_metadata`` (keys :data:`METADATA_PREFIX`)."""
+        spec = _load_spec(check_file_exists(artifact))
+        return decode_description(dict(spec.description.metadata.userDefined), METADATA_PREFIX)
 
     def load(self, artifact: Artifact, threads: int = 0) -> FrameRunner:
         """``coremltools.models.MLModel`` (compute units: all; macOS only). The native form makes

@@ -82,6 +82,9 @@ class ExecuTorchFormat:
     def check_offline(self, artifact: Artifact) -> OfflineCheck | None:
         return None
 
+    def read_description(self, artifact: Artifact) -> dict | None:
+        return None  # a .pte carries no free-form metadata; the manifest describes it
+
     def load(self, artifact: Artifact, threads: int = 0) -> FrameRunner:
         """``executorch.runtime`` with XNNPACK linked in; inputs and outputs by position. The
         native form's mutable buffer persists across calls; ``reset = 1.0`` clears it (reloading

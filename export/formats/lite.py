@@ -89,7 +89,13 @@ class LiteFormat:
     summary = "TorchScript for the PyTorch Lite interpreter (.ptl), the legacy PyTorch Mobile runtime"
     state_forms: tuple[str, ...] = ("native", "explicit")
     precisions: tuple[str, ...] = ("fp32", "int8")
-    kinds = (ArtifactKind("torchscript-lite", ".ptl", "pytorch-lite", ("native", "explicit"), "PyTorch Lite (TorchScript)"),)
+    # Byte-identical across processes; within one, TorchScript's mangled class names differ.
+    kinds = (
+        ArtifactKind(
+            "torchscript-lite", ".ptl", "pytorch-lite", ("native", "explicit"), "PyTorch Lite (TorchScript)",
+            same_bytes_in_process=False,
+        ),
+    )
     reset_alternative = "call the module's reset() method"
     runtime_packages = ("torch",)
     color = "tab:green"
@@ -100,6 +106,14 @@ class LiteFormat:
 
     def check_offline(self, artifact: Artifact) -> OfflineCheck | None:
         return None
+
+    def read_description(self, artifact: Artifact) -> dict | None:
+        """The :data:`METADATA_FILE` extra file inside the ``.ptl``."""
+        extra = {METADATA_FILE: ""}
+        engine = qnnpack_engine if artifact.precision == "int8" else contextlib.nullcontext
+        with engine():
+            torch.jit.load(str(check_file_exists(artifact)), _extra_files=extra)
+        return json.loads(extra[METADATA_FILE])
 
     def load(self, artifact: Artifact, threads: int = 0) -> FrameRunner:
         """The lite interpreter in this torch; int8 files load and run under the qnnpack engine

@@ -80,6 +80,7 @@ from backdrop.export.formats.base import (
     check_loaded_io,
     checked_float_units,
     checked_units,
+    decode_description,
 )
 from backdrop.models.wrappers import example_inputs, wrap
 from backdrop.quantization import onnx_qdq
@@ -124,7 +125,10 @@ class OnnxFormat:
     precisions: tuple[str, ...] = ("fp32", "int8")
     kinds = (
         ArtifactKind("onnx", ".onnx", "onnxruntime", ("explicit",), "ONNX (ONNX Runtime)"),
-        ArtifactKind("ort", ".ort", "onnxruntime-ortformat", ("explicit",), "ORT format (ONNX Runtime, pre-optimized)"),
+        ArtifactKind(
+            "ort", ".ort", "onnxruntime-ortformat", ("explicit",), "ORT format (ONNX Runtime, pre-optimized)",
+            same_bytes_in_process=False,
+        ),
     )
     reset_alternative = ""
     runtime_packages = ("onnxruntime", "onnx")
@@ -140,6 +144,15 @@ class OnnxFormat:
 
     def check_offline(self, artifact: Artifact) -> OfflineCheck | None:
         return None
+
+    def read_description(self, artifact: Artifact) -> dict | None:
+        """``metadata_props`` (keys ``backdrop.*``) of an ``.onnx``; the ``.ort`` twin's
+        flatbuffer is read by ONNX Runtime only, so it is described by its manifest entry."""
+        if artifact.format != self.name:
+            return None
+        model = onnx.load(str(check_file_exists(artifact)))
+        props = {p.key: p.value for p in model.metadata_props}
+        return decode_description(props, "backdrop.")
 
     def load(self, artifact: Artifact, threads: int = 0) -> FrameRunner:
         """An ``onnxruntime.InferenceSession`` on the CPU execution provider (both kinds), fed
