@@ -5,7 +5,7 @@ state, BatchNorm fused as the pipeline does), then
 
 - latency: both programs loaded with ``executorch.runtime``, warmed up, then timed interleaved
   (fp32, int8, fp32, int8, ...) on the bucket's first golden frame
-  (``HostDevice.time_interleaved``, as the export's quantization report does), so that machine
+  (``HostDevice.time`` with a ``TimingProtocol``, as the export's quantization report does), so that machine
   load and clock changes hit both alike; speed-up = median(fp32) / median(int8), one run;
 - size: int8 file bytes / fp32 file bytes;
 - accuracy: the int8 artifact run over the bucket's golden sequence (carphone frames 0..39,
@@ -39,6 +39,7 @@ def _log(msg: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     from backdrop.core.buckets import DEFAULT_BUCKETS
     from backdrop.core.metrics import boundary_iou, iou, temporal_consistency
+    from backdrop.device_tests.base import TimingProtocol
     from backdrop.device_tests.host import HostDevice
     from backdrop.export.formats.base import ExportRequest
     from backdrop.export.formats.executorch import ExecuTorchFormat
@@ -67,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
             arts[precision] = fmt.export(ExportRequest(model, b, "explicit", precision, out_dir, "executorch"))[0]
             _log(f"{b.name}: exported {precision} in {time.perf_counter() - t0:.0f} s")
         golden = make_golden(ckpt.model, b)
-        by_key = HostDevice().time_interleaved([arts["fp32"], arts["int8"]], golden, args.warmup, args.runs)
+        protocol = TimingProtocol(warmup=args.warmup, runs=args.runs)
+        by_key = HostDevice().time([arts["fp32"], arts["int8"]], golden, protocol).samples_ms
         med = {k: statistics.median(by_key[a.key]) for k, a in arts.items()}
         size = {k: Path(a.path).stat().st_size for k, a in arts.items()}
         masks = HostDevice().run_sequence(arts["int8"], golden)[:, 0]
@@ -90,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             "temporal_static_iou_mean": {"float": float(np.mean(t_fp)), "int8": float(np.mean(t_int8))},
             "max_abs_error": float(np.abs(masks - ref).max()),
             "calibration": arts["int8"].details["calibration"],
-            "delegation_int8": {k: arts["int8"].details["delegation"][k] for k in ("delegated_subgraphs", "compute_ops_outside")},
+            "delegation_int8": {k: arts["int8"].delegation.to_dict()[k] for k in ("delegated_subgraphs", "compute_ops_outside")},
         }
         rows.append(row)
         _log(json.dumps({k: row[k] for k in ("bucket", "speedup_int8", "size_ratio_int8", "iou_min", "boundary_iou_min")}))

@@ -170,7 +170,7 @@ def test_executorch_int8_fully_delegated_and_runs(model, golden, state_form, tmp
     (art,) = FORMATS.get("executorch").export(ExportRequest(model, BUCKET, state_form, "int8", tmp_path, "executorch"))
     assert art.path.name == f"model-executorch-int8-{state_form}.pte"
     assert art.precision == "int8"
-    d = art.details["delegation"]
+    d = art.delegation.to_dict()
     assert d["delegated_subgraphs"] == 1 and not d["compute_ops_outside"], d
     assert "quantized_decomposed_quantize_per_tensor_default" in d["ops"]
     cal = art.details["calibration"]

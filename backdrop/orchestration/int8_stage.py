@@ -10,7 +10,7 @@ probe, picks the fewest most-sensitive units to keep in float, and the artifact 
 again with them; that is repeated past any count whose real artifact still misses. The
 decision is per bucket and format, so the other state form of the same bucket reuses it.
 
-Everything measured lands in ``Artifact.details["int8"]`` (-> the manifest's per-artifact
+Everything measured lands in ``Artifact.int8`` (-> the manifest's per-artifact
 ``quantization`` entry) and in ``reports/quantization.{json,md,png}``.
 """
 

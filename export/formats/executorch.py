@@ -6,7 +6,7 @@ Both state forms. The native form keeps the previous mask in a mutable buffer
 would see uninitialised memory). Inputs and outputs bind by position, in io_specs order.
 
 Every compute op must land in XNNPACK: the per-artifact delegation summary is kept in
-``Artifact.details["delegation"]`` and ``reports/delegation.{json,md}`` is written from it.
+``Artifact.delegation`` and ``reports/delegation.{json,md}`` is written from it.
 
 Precision "int8" (static w8a8, per-channel weights; :mod:`backdrop.quantization.xnnpack_int8`):
 the wrapper is PT2E-quantized on a calibration set computed here from ``request.model`` and
