@@ -3,17 +3,13 @@
 A device (this host's runtimes, arm64 under emulation, an Android phone over adb, an iPhone)
 takes an exported :class:`~backdrop.export.artifact.Artifact` and a
 :class:`~backdrop.export.goldens.Golden` and returns the artifact's mask after every frame,
-with the mask feedback state carried the way the artifact's state form says:
+with the state carried as the artifact's state form says (:mod:`backdrop.core.contract`;
+:func:`feedback_loop` is that loop, reset wherever ``golden.resets`` is True). It also times
+artifacts under a stated protocol and describes itself.
 
-- explicit (``(frame, prev_mask) -> (mask, next_mask)``): the device's loop keeps the state,
-  feeding each call's ``next_mask`` back as the next ``prev_mask`` and zeros wherever
-  ``golden.resets`` is True;
-- native (``(frame, reset) -> mask``): the runtime keeps the state; the loop passes
-  ``reset = 1.0`` wherever ``golden.resets`` is True and 0.0 otherwise.
-
-The state rule itself is :mod:`backdrop.core.contract`'s. The parity check
-(device_tests/parity.py) does not care where the artifact ran. A new device is one module
-with a class registered in :data:`DEVICES` and one import line in device_tests/__init__.py.
+The parity check (device_tests/parity.py) does not care where the artifact ran. A new device
+is one module with a class registered in :data:`DEVICES` and one import line in
+device_tests/__init__.py (docs/architecture.md).
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from backdrop.core.errors import ConfigError
 from backdrop.core.fsutil import atomic_write
 from backdrop.core.metrics import boundary_iou, iou
 from backdrop.device_tests.base import Device, DeviceError
-from backdrop.export.artifact import Artifact
+from backdrop.export.artifact import Artifact, ParitySummary
 from backdrop.export.goldens import Golden
 
 REPORT_SCHEMA = "backdrop-parity/1"
@@ -153,7 +153,7 @@ class ParityRecord:
     def to_dict(self) -> dict:
         return _json_safe(asdict(self))
 
-    def summary(self) -> dict:
+    def summary(self) -> ParitySummary:
         """The few numbers a manifest entry carries (the per-frame lists stay in the report)."""
         worst = {}
         if self.iou:
@@ -162,22 +162,19 @@ class ParityRecord:
                 "min_boundary_iou": min(self.boundary_iou),
                 "max_abs_error": max(self.max_abs_error),
             }
-        return _json_safe(
-            {
-                "passed": self.passed,
-                "device": self.device,
-                "tier": self.tier,
-                "frames": self.golden.get("num_frames"),
-                "resets": self.golden.get("resets"),
-                **worst,
-                "thresholds": self.thresholds,
-                "first_failure": self.first_failure,
-                "segments": [
-                    {k: s[k] for k in ("label", "start", "stop", "min_iou", "max_abs_error")} for s in self.segments
-                ],
-                "error": self.error,
-                "report": "reports/parity.json",
-            }
+        return ParitySummary(
+            passed=self.passed,
+            device=self.device,
+            tier=self.tier,
+            frames=_json_safe(self.golden.get("num_frames")),
+            resets=_json_safe(self.golden.get("resets")),
+            worst=_json_safe(worst),
+            thresholds=_json_safe(self.thresholds),
+            first_failure=_json_safe(self.first_failure),
+            segments=_json_safe(
+                [{k: s[k] for k in ("label", "start", "stop", "min_iou", "max_abs_error")} for s in self.segments]
+            ),
+            error=self.error,
         )
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from backdrop import __version__
 from backdrop.core.buckets import Bucket
 from backdrop.core.contract import SelfDescription, TensorSpec, in_file_rule, io_specs
+from backdrop.quantization.fallback import Int8Decision
 
 
 @dataclass
@@ -43,8 +44,8 @@ class Artifact:
     min_os: str = ""
     details: dict = field(default_factory=dict)
     delegation: DelegationSummary | None = None
-    int8: dict | None = None
-    parity: dict | None = None
+    int8: Int8Decision | None = None
+    parity: ParitySummary | None = None
     offline_warnings: tuple[str, ...] | None = None
     verified: bool | None = None
     verification_note: str = ""
@@ -77,9 +78,9 @@ class Artifact:
         if self.delegation is not None:
             out["delegation"] = self.delegation.to_dict()
         if self.int8 is not None:
-            out["int8"] = self.int8
+            out["int8"] = self.int8.to_dict()
         if self.parity is not None:
-            out["parity"] = self.parity
+            out["parity"] = self.parity.to_dict()
         if self.offline_warnings is not None:
             out["spec_warnings"] = list(self.offline_warnings)
         return out
@@ -141,6 +142,51 @@ class DelegationSummary:
                    dict(d["compute_ops_outside"]), {k: dict(v) for k, v in d["ops"].items()})
 
 
+@dataclass(frozen=True)
+class ParitySummary:
+    """The few numbers of a parity run a manifest entry carries (the per-frame lists stay in
+    ``reports/parity.json``); written by device_tests/parity.py.
+
+    Attributes:
+        passed: every frame met every threshold.
+        device, tier: where it ran.
+        frames, resets: the golden's length and reset frames.
+        worst: ``min_iou``, ``min_boundary_iou``, ``max_abs_error`` over the frames (empty when
+            the run failed).
+        thresholds: the limits applied.
+        first_failure: the first failing frame and metric, or None.
+        segments: per stretch between resets: label, frame range, worst IoU and error.
+        error: why the run itself failed, or "".
+        report: the report file with every frame.
+    """
+
+    passed: bool
+    device: str
+    tier: str
+    frames: int | None
+    resets: list[int] | None
+    worst: dict[str, float]
+    thresholds: dict
+    first_failure: dict | None
+    segments: list[dict]
+    error: str
+    report: str = "reports/parity.json"
+
+    def to_dict(self) -> dict:
+        return {
+            "passed": self.passed, "device": self.device, "tier": self.tier, "frames": self.frames, "resets": self.resets,
+            **self.worst,
+            "thresholds": self.thresholds, "first_failure": self.first_failure, "segments": self.segments,
+            "error": self.error, "report": self.report,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ParitySummary:
+        worst = {k: d[k] for k in ("min_iou", "min_boundary_iou", "max_abs_error") if k in d}
+        return cls(d["passed"], d["device"], d["tier"], d.get("frames"), d.get("resets"), worst, d.get("thresholds", {}),
+                   d.get("first_failure"), d.get("segments", []), d.get("error", ""), d.get("report", "reports/parity.json"))
+
+
 _TYPED_DETAILS = ("delegation", "int8", "parity", "spec_warnings")
 
 
@@ -167,11 +213,11 @@ def artifact_from_manifest(entry: dict, root: Path, bucket: Bucket) -> Artifact:
         min_os=entry.get("min_os", ""),
         details=details,
         delegation=DelegationSummary.from_dict(typed["delegation"]) if "delegation" in typed else None,
-        int8=typed.get("int8"),
-        parity=typed.get("parity"),
+        int8=Int8Decision.from_dict(typed["int8"]) if typed.get("int8") else None,
+        parity=ParitySummary.from_dict(typed["parity"]) if "parity" in typed else None,
         offline_warnings=tuple(typed["spec_warnings"]) if "spec_warnings" in typed else None,
         verified=entry.get("verified"),
     )
 
 
-__all__ = ["Artifact", "DelegationSummary", "TensorSpec", "artifact_from_manifest", "io_specs", "tree_sha256"]
+__all__ = ["Artifact", "DelegationSummary", "ParitySummary", "TensorSpec", "artifact_from_manifest", "io_specs", "tree_sha256"]

@@ -1,26 +1,11 @@
-"""Mask-feedback wrappers: the two state forms every artifact comes in, implementing the
-rule of :mod:`backdrop.core.contract` (which holds the names and the wording).
+"""Mask-feedback wrappers: the two state forms every artifact comes in (explicit, native),
+implementing the rule of :mod:`backdrop.core.contract`, which holds the call signatures,
+tensor specs and wording. Both take the bucket-sized frame and return the person probability;
+they differ in who keeps the previous mask (the "detect-with-mask" 4th channel).
 
-Both take the bucket-sized frame and return the person probability; they differ in who keeps
-the previous mask (the "detect-with-mask" 4th channel):
-
-- **explicit**: ``forward(frame, prev_mask) -> (mask, next_mask)``. The app keeps the state:
-  it passes zeros as ``prev_mask`` on a first frame or after a reset, and feeds ``next_mask``
-  back as the next call's ``prev_mask``. Portable to every runtime.
-- **native**: ``forward(frame, reset) -> mask``. The runtime keeps the state in a buffer
-  (``mask_state``; ExecuTorch mutable buffer, Core ML ``MLState``, TorchScript buffer). The
-  app passes ``reset = 1.0`` on a first frame, after a scene cut or camera switch, and 0.0
-  otherwise. A reset *input* rather than a separate method because ExecuTorch does not share
-  buffers between methods and reloading a method does not clear them (measured); the
-  TorchScript form additionally exports ``reset()``.
-
-Tensors (N = 1, bucket H x W, all float32, NCHW):
-    frame:     (1, 3, H, W)  Y, U, V in [0, 1] (uint8 BT.601 full range / 255), after the
-               bucket resize and replicate padding (docs/buckets.md)
-    prev_mask: (1, 1, H, W)  previous probability in [0, 1], zeros after a reset
-    reset:     (1,)          1.0 resets the state before this frame, 0.0 keeps it
-    mask:      (1, 1, H, W)  person probability in [0, 1]; binary mask = mask >= 0.5
-    next_mask: (1, 1, H, W)  the state to feed back (equal to mask)
+The native form takes a reset *input* rather than offering a separate reset method because
+ExecuTorch does not share buffers between methods and reloading a method does not clear them
+(docs/formats.md); the TorchScript form additionally exports ``reset()``.
 """
 
 from __future__ import annotations

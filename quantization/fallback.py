@@ -97,6 +97,43 @@ class FallbackSearch:
         }
 
 
+@dataclass(frozen=True)
+class Int8Decision:
+    """What the int8 acceptance decided for one artifact (the manifest's ``quantization``
+    entry and the quantization report are written from it).
+
+    Attributes:
+        budget: the budget it was held to.
+        quality: its masks against the float reference over the golden; None where the
+            verifying device could not run it.
+        float_units: units kept in float (empty: plain int8 met the budget).
+        fallback: why, in words.
+        search: the fallback search as it stood when this artifact was decided
+            (:meth:`FallbackSearch.to_dict`), or None when no search ran.
+    """
+
+    budget: AccuracyBudget
+    quality: Quality | None
+    float_units: tuple[str, ...]
+    fallback: str
+    search: dict | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "budget": self.budget.to_dict(),
+            "quality": self.quality.to_dict() if self.quality is not None else None,
+            "float_units": list(self.float_units),
+            "fallback": self.fallback,
+            "search": self.search,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Int8Decision:
+        q = d.get("quality")
+        quality = Quality(**{k: v for k, v in q.items() if k in Quality.__dataclass_fields__}) if q else None
+        return cls(AccuracyBudget(**d["budget"]), quality, tuple(d["float_units"]), d["fallback"], d.get("search"))
+
+
 def rank_units(probe: Int8Probe, golden, log: Callable[[str], None] = lambda m: None) -> list[Sensitivity]:
     """Every unit quantized alone, most sensitive first (module docstring, step 1)."""
     out = []

@@ -165,7 +165,7 @@ def test_onnx_explicit_passes(onnx_explicit, lite_golden, host):
     assert rec.runtime_versions["onnxruntime"] == __import__("onnxruntime").__version__
     assert rec.tier.startswith("host-") and rec.artifact == "t/onnx-fp32-explicit"
     assert rec.message.startswith("Parity passed: t/onnx-fp32-explicit on host")
-    summary = rec.summary()
+    summary = rec.summary().to_dict()
     assert summary["passed"] and summary["frames"] == N and summary["resets"] == [0, RESET_AT]
 
 

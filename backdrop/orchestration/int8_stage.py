@@ -29,7 +29,7 @@ from backdrop.device_tests.parity import Thresholds
 from backdrop.export.artifact import Artifact
 from backdrop.export.formats import FORMATS, ExportError, ExportRequest
 from backdrop.quantization.budget import AccuracyBudget, Quality, measure_quality
-from backdrop.quantization.fallback import FallbackError, FallbackSearch, Trial, search_fallback
+from backdrop.quantization.fallback import FallbackError, FallbackSearch, Int8Decision, Trial, search_fallback
 
 REPORT_SCHEMA = "backdrop-quantization/1"
 SIZE_TARGET = 0.3
@@ -111,13 +111,13 @@ class Int8Stage:
             + "; ".join(first_misses or ["(decided on the other state form of this bucket)"])
         )
         for a in made:
-            a.int8 = {
-                "budget": self.budget.to_dict(),
-                "quality": qualities[a.key].to_dict() if a.key in qualities else None,
-                "float_units": list(request.float_units),
-                "fallback": fallback,
-                "search": search.to_dict() if search is not None else None,
-            }
+            a.int8 = Int8Decision(
+                budget=self.budget,
+                quality=qualities.get(a.key),
+                float_units=tuple(request.float_units),
+                fallback=fallback,
+                search=search.to_dict() if search is not None else None,
+            )
         return made
 
     def _measure(self, made: list[Artifact], golden) -> dict[str, Quality]:
@@ -150,7 +150,7 @@ def quantization_rows(artifacts: list[Artifact], goldens: dict, device: Device) 
         if art.precision not in COMPRESSED_PRECISIONS:
             continue
         twin = _float_twin(art, artifacts)
-        info = art.int8
+        info = art.int8.to_dict() if art.int8 is not None else None
         row = {
             "key": art.key,
             "precision": art.precision,

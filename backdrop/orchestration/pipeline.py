@@ -290,8 +290,8 @@ def _artifact_entry(art: Artifact, root: Path) -> dict:
         "verification": verification,
         "details": json.loads(json.dumps(art.manifest_details(), default=str)),
     }
-    if art.precision == "int8" and (art.int8 or {}).get("quality"):
-        info = art.int8
+    if art.precision == "int8" and art.int8 is not None and art.int8.quality is not None:
+        info = art.int8.to_dict()
         entry["quantization"] = json.loads(json.dumps({
             "calibration": art.details.get("calibration", {}),
             "budget": info["budget"],

@@ -61,10 +61,11 @@ def parity_command(
                 os.replace(p, reports / f"{p.stem}-{device}{p.suffix}")
     failed = [r for r in records if not r.passed]
     if fmt == "json":
-        typer.echo(json.dumps({"device": device, "checked": [r.summary() for r in records], "skipped": skipped}, default=str))
+        checked = [r.summary().to_dict() for r in records]
+        typer.echo(json.dumps({"device": device, "checked": checked, "skipped": skipped}, default=str))
     else:
         for r in records:
-            typer.echo(f"{'ok  ' if r.passed else 'FAIL'} {r.artifact}: min IoU {r.summary().get('min_iou')}")
+            typer.echo(f"{'ok  ' if r.passed else 'FAIL'} {r.artifact}: min IoU {r.summary().worst.get('min_iou')}")
         for s in skipped:
             typer.echo(f"skip {s['artifact']}: {s['why']}")
         if records:
