@@ -54,7 +54,7 @@ predict: $(STAMP) ## main job: reference masks for a clip (INPUT=video/dir, defa
 	input="$(INPUT)"; [ -n "$$input" ] || input=$$($(BIN)/python -c 'from backdrop.core.samples import carphone_clip; print(carphone_clip())'); \
 	$(BIN)/backdrop predict --checkpoint $(CHECKPOINT) --input "$$input" --out $(OUT)/masks.npz --overlay $(OUT)/overlay.png
 
-export: $(STAMP) ## per-bucket artifacts + manifest + parity for TARGET (android-arm64, ios-arm64, android-arm64-legacy) -> dist/TARGET/
+export: $(STAMP) ## per-bucket artifacts + manifest + parity for TARGET (the targets: docs/export.md, backdrop export --help) -> dist/TARGET/
 	$(BIN)/backdrop export --target $(TARGET) --checkpoint $(CHECKPOINT) --out $(DIST)
 
 labels: $(STAMP) $(TEACHER_STAMP) ## teacher pseudo-labels for the training frames -> .cache/backdrop-train/

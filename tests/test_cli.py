@@ -177,3 +177,26 @@ def test_new_checkpoint_then_models(tmp_path):
     result = runner.invoke(app, ["models", "--format", "json"])
     rows = json.loads(result.stdout)
     assert {r["variant"] for r in rows} >= {"fbnetv3_a", "fbnetv3_b", "fbnetv3_d", "fbnetv3_g", "lite"}
+
+
+def test_option_help_lists_the_registries():
+    from backdrop.device_tests import DEVICES
+    from backdrop.export.targets import TARGETS
+
+    wide = {"COLUMNS": "400", "TERMINAL_WIDTH": "400"}
+    export_help = CliRunner().invoke(app, ["export", "--help"], env=wide).output
+    parity_help = CliRunner().invoke(app, ["parity", "--help"], env=wide).output
+    assert "{choices}" not in export_help + parity_help
+    for name in TARGETS.names():
+        assert f"{name} (" in export_help
+    for name in DEVICES.names():
+        assert f"{name} (" in parity_help and f"{name} (" in export_help
+
+
+def test_cli_start_up_imports_no_runtime():
+    """`backdrop --help` and every command's module load without torch or a runtime: the
+    registries (which import them) are read only when a help text or a command needs them."""
+    runtimes = "('torch', 'onnxruntime', 'executorch', 'coremltools')"
+    code = f"import sys, backdrop.orchestration.cli; print(sorted(m for m in {runtimes} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -12,7 +12,7 @@ from backdrop.core.errors import BackdropError
 from backdrop.orchestration.commands.core import buckets_command, models_command, new_checkpoint_command, predict_command
 from backdrop.orchestration.commands.eval import eval_command
 from backdrop.orchestration.commands.export import export_command
-from backdrop.orchestration.commands.options import reflow_help
+from backdrop.orchestration.commands.options import RegistryHelpCommand, reflow_help
 from backdrop.orchestration.commands.parity import parity_command
 from backdrop.orchestration.commands.train import labels_command, train_command
 
@@ -40,7 +40,7 @@ COMMANDS = {
     "train": train_command,
 }
 for _name, _command in COMMANDS.items():
-    app.command(_name, help=reflow_help(_command.__doc__))(_command)
+    app.command(_name, help=reflow_help(_command.__doc__), cls=RegistryHelpCommand)(_command)
 
 
 def main() -> None:

@@ -13,13 +13,11 @@ from backdrop.orchestration.commands.options import (
     CheckpointOpt,
     FormatOpt,
     check_format,
-    device_choices_help,
-    target_choices_help,
 )
 
 
 def export_command(
-    target: Annotated[str, typer.Option("--target", "-t", help=target_choices_help())],
+    target: Annotated[str, typer.Option("--target", "-t", help="{choices}")],
     checkpoint: CheckpointOpt = None,
     buckets: BucketsOpt = None,
     bucket_names: Annotated[
@@ -34,7 +32,7 @@ def export_command(
     int8_min_boundary_iou: Annotated[
         float | None, typer.Option("--int8-min-boundary-iou", help="int8 budget: mean Boundary IoU against float (default 0.90).")
     ] = None,
-    device: Annotated[str, typer.Option("--device", help="Verify on this device. " + device_choices_help())] = "host",
+    device: Annotated[str, typer.Option("--device", help="Verify on this device. {choices}")] = "host",
     int8_max_temporal_drop: Annotated[
         float | None,
         typer.Option(

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperCommand
 
 BucketsOpt = Annotated[
     str | None,
@@ -91,7 +92,7 @@ def device_choices_help() -> str:
     from backdrop.device_tests import DEVICES
     from backdrop.device_tests.base import device_summary
 
-    return "Where to run: " + "; ".join(f"{n} ({device_summary(DEVICES.get(n))})" for n in DEVICES.names()) + "."
+    return "Where to run: " + "; ".join(f"{n} ({device_summary(DEVICES.get(n)).rstrip('.')})" for n in DEVICES.names()) + "."
 
 
 def target_choices_help() -> str:
@@ -99,3 +100,20 @@ def target_choices_help() -> str:
     from backdrop.export.targets import TARGETS
 
     return "The deployment target: " + "; ".join(f"{n} ({TARGETS.get(n).description})" for n in TARGETS.names()) + "."
+
+
+REGISTRY_HELP = {"target": target_choices_help, "device": device_choices_help}
+"""Options whose help lists a registry's entries. The registries import the runtimes (seconds),
+so the list is filled in only when help is shown (:class:`RegistryHelpCommand`), never at
+start-up."""
+
+
+class RegistryHelpCommand(TyperCommand):
+    """A command whose ``--target`` / ``--device`` help lists the registries when shown."""
+
+    def format_help(self, ctx, formatter) -> None:
+        for param in self.params:
+            if param.name in REGISTRY_HELP and "{choices}" in (getattr(param, "help", None) or ""):
+                lead = (param.help or "").split("{choices}")[0]
+                param.help = lead + REGISTRY_HELP[param.name]()
+        super().format_help(ctx, formatter)

@@ -10,14 +10,14 @@ from typing import Annotated
 
 import typer
 
-from backdrop.orchestration.commands.options import FormatOpt, check_format, device_choices_help
+from backdrop.orchestration.commands.options import FormatOpt, check_format
 
 
 def parity_command(
     dist: Annotated[
         Path, typer.Option("--dist", "-d", help="An exported target folder, e.g. dist/android-arm64.", file_okay=False)
     ],
-    device: Annotated[str, typer.Option("--device", help=device_choices_help())] = "host",
+    device: Annotated[str, typer.Option("--device", help="{choices}")] = "host",
     fmt: FormatOpt = "text",
 ) -> None:
     """Roll every golden sequence through every artifact the device can run, with the state
