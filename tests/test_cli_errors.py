@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from backdrop.core.errors import BackdropError, ConfigError
-from backdrop.core.fsutil import OutputPathError, check_writable
+from backdrop.core.errors import BackdropError, ConfigError, OutputPathError
+from backdrop.core.fsutil import check_writable
 from backdrop.orchestration import cli
 
 HINT = "(set BACKDROP_DEBUG=1 for the traceback)"
@@ -34,7 +34,7 @@ def no_work(monkeypatch):
         raise AssertionError("the work started before the output path was checked")
 
     monkeypatch.setattr(predict_mod, "load_checkpoint", started)
-    monkeypatch.setattr(evaluate_mod, "evaluate", started)
+    monkeypatch.setattr(evaluate_mod, "_pair_videos", started)
 
 
 def _main(monkeypatch, capsys, *args):

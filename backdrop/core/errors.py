@@ -32,6 +32,12 @@ class FrameError(BackdropError, ValueError):
     """A camera buffer or image does not have the size or layout it claims."""
 
 
+class OutputPathError(ConfigError):
+    """An output path (``--out``, ``--overlay``, ...) cannot be written: it is the wrong kind
+    (a folder where a file is wanted, or the reverse), lies under a file, or its folder does not
+    accept new files. Raised by :func:`backdrop.core.fsutil.check_writable` before any work."""
+
+
 class InputError(BackdropError):
     """An input video, image or folder is missing or unreadable."""
 

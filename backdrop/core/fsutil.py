@@ -11,14 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from backdrop.core.errors import ConfigError
-
-
-class OutputPathError(ConfigError):
-    """An output path (``--out``, ``--overlay``, ...) cannot be written: it is the wrong kind
-    (a folder where a file is wanted, or the reverse), lies under a file, or its folder does not
-    accept new files. Raised by :func:`check_writable` before any work starts."""
-
+from backdrop.core.errors import OutputPathError
 
 _FIX = "Pass a path in a folder you can write to."
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from backdrop.core.errors import OutputPathError
 from backdrop.core.frames import yuv_to_bgr
-from backdrop.core.fsutil import OutputPathError, check_writable
+from backdrop.core.fsutil import check_writable
 
 
 def check_sheet_path(path: str | os.PathLike, what: str = "--overlay") -> Path:

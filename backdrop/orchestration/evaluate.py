@@ -39,6 +39,7 @@ from backdrop.core.fairness import (
     load_metadata,
     video_score,
 )
+from backdrop.core.fsutil import check_writable
 from backdrop.core.maskio import load_masks
 from backdrop.core.plots import new_figure
 
@@ -525,11 +526,13 @@ def evaluate(spec: EvalSpec) -> EvalReport:
         :class:`EvalReport` (also written to ``spec.out / "report.json"``).
 
     Raises:
+        OutputPathError: ``spec.out`` cannot be written (checked before anything is read).
         InputError: a file or folder is missing, unreadable, or laid out wrongly.
         EvalError: frame counts, sizes or video names disagree (also between the metadata and the
             videos), or a label is not binary.
     """
     t0 = time.perf_counter()
+    check_writable(spec.out, "--out", folder=True)  # before any mask is read
     pairs, single = _pair_videos(spec)
     metadata = load_metadata(spec.meta) if spec.meta is not None else None
     if metadata is not None:

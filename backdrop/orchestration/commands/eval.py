@@ -89,7 +89,6 @@ def eval_command(
     Example: backdrop eval -p masks.npz -l labels/ --frames clip.mp4 -o eval/
     """
     from backdrop.core.fairness import BootstrapConfig, FairnessConfig
-    from backdrop.core.fsutil import check_writable
     from backdrop.orchestration.evaluate import EvalSpec, evaluate, summary_paragraph
 
     fmt = check_format(fmt)
@@ -104,7 +103,6 @@ def eval_command(
         flow_preset=flow_preset,
         fairness=FairnessConfig(min_videos=min_videos, bootstrap=BootstrapConfig(seed=seed)),
     )
-    check_writable(spec.out, "--out", folder=True)  # before any mask is read
     report = evaluate(spec)
     if fmt == "json":
         d = report.to_dict()
