@@ -13,7 +13,7 @@ TARGET ?= android-arm64
 DIST ?= dist
 
 .DEFAULT_GOAL := help
-.PHONY: help install teacher test test-slow lint predict export labels train models-table clean
+.PHONY: help install teacher test test-slow lint predict export labels train models-table native-runner clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -39,10 +39,10 @@ $(TEACHER_STAMP):
 teacher: $(TEACHER_STAMP) ## create .venv-teacher with the MediaPipe teacher (for make labels)
 	@echo "teacher: $(TEACHER_VENV)/bin/python"
 
-test: $(STAMP) ## run the fast tests (what CI runs first)
+test: $(STAMP) native-runner ## run the fast tests (what CI runs first)
 	$(BIN)/python -m pytest
 
-test-slow: $(STAMP) ## run the slow tests (ExecuTorch lowering of every bucket, ...)
+test-slow: $(STAMP) native-runner ## run the slow tests (ExecuTorch lowering of every bucket, ...)
 	$(BIN)/python -m pytest -m slow
 
 # ruff check only (rules in pyproject.toml [tool.ruff]); no `ruff format --check` yet: about half
@@ -68,6 +68,9 @@ models-table: $(STAMP) ## regenerate the variant table in docs/models.md
 
 docs-tables: $(STAMP) ## regenerate the format, target and device tables in docs/ from the registries
 	$(BIN)/python scripts/registry_tables.py
+
+native-runner: $(STAMP) ## build device_tests/native/backdrop-runner for this host (build/native/x86_64/)
+	VENV=$(VENV) bash device_tests/native/build.sh
 
 clean: ## remove outputs (not the venv)
 	rm -rf $(OUT) $(DIST) build *.egg-info .pytest_cache

@@ -108,6 +108,11 @@ class Device(Protocol):
         """Why :meth:`can_run` is False (empty when it is True), for reports."""
         ...
 
+    def ready(self) -> str:
+        """Why this device can run nothing now ("" when it can): a runner not built, a phone
+        not attached, the wrong operating system. Checked before any work."""
+        ...
+
     def describe(self) -> DeviceDescription:
         """What this device is (tier, CPU, OS, runtime versions)."""
         ...
@@ -154,6 +159,20 @@ def get_device(name: str) -> Device:
         RegistryError: unknown name; the message lists the valid ones.
     """
     return DEVICES.get(name)()
+
+
+def ready_device(name: str) -> Device:
+    """:func:`get_device`, then :meth:`Device.ready`: what a command calls before its work.
+
+    Raises:
+        RegistryError: unknown name.
+        DeviceError: the device cannot run anything now (the message says why and what to do).
+    """
+    device = get_device(name)
+    reason = device.ready()
+    if reason:
+        raise DeviceError(f"Device {name!r} is not ready: {reason}")
+    return device
 
 
 def device_summary(cls: type) -> str:

@@ -27,7 +27,8 @@ from backdrop.export.formats import FORMATS, ExportError, FrameRunner, package_v
 from backdrop.export.goldens import Golden
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU model as the OS reports it (``/proc/cpuinfo``), else the platform's word."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -66,6 +67,9 @@ class HostDevice:
     def can_run(self, artifact: Artifact) -> bool:
         return not self.why_not(artifact)
 
+    def ready(self) -> str:
+        return ""
+
     def runtime_versions(self, artifact: Artifact) -> dict[str, str]:
         versions = {"python": platform.python_version(), "machine": platform.machine()}
         versions.update(package_versions(FORMATS.for_kind(artifact.format).runtime_packages))
@@ -80,7 +84,7 @@ class HostDevice:
             tier=self.tier,
             emulated=self.emulated,
             machine=platform.machine(),
-            cpu=_cpu_model(),
+            cpu=cpu_model(),
             os=f"{platform.system()} {platform.release()}",
             runtime_versions={"python": platform.python_version(), **package_versions(packages)},
         )
@@ -122,10 +126,13 @@ class MacDevice(HostDevice):
         super().__init__(threads)
         self.tier = f"mac-{platform.machine()}"
 
-    def why_not(self, artifact: Artifact) -> str:
+    def ready(self) -> str:
         if sys.platform != "darwin":
             return f"{self.name} runs only on macOS (this is {sys.platform}); run `backdrop parity` on a Mac."
-        return super().why_not(artifact)
+        return ""
+
+    def why_not(self, artifact: Artifact) -> str:
+        return self.ready() or super().why_not(artifact)
 
     def describe(self) -> DeviceDescription:
         d = super().describe()
@@ -134,4 +141,4 @@ class MacDevice(HostDevice):
         )
 
 
-__all__ = ["HostDevice", "MacDevice"]
+__all__ = ["HostDevice", "MacDevice", "cpu_model"]

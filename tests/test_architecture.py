@@ -183,6 +183,9 @@ class PluginDevice:
     def why_not(self, artifact):
         return "" if artifact.format == TorchScriptFormat.name else "runs only the test plug-in format"
 
+    def ready(self):
+        return ""
+
     def describe(self):
         d = self._host.describe()
         return DeviceDescription(self.name, self.tier, False, d.machine, d.cpu, d.os, d.runtime_versions)

@@ -27,7 +27,8 @@ from backdrop import __version__
 from backdrop.core.buckets import DEFAULT_BUCKETS, Bucket, BucketSet
 from backdrop.core.contract import reset_text, state_contract, state_rule
 from backdrop.core.errors import BucketError
-from backdrop.device_tests import DEVICES, Device, get_device
+from backdrop.device_tests import Device
+from backdrop.device_tests.base import ready_device
 from backdrop.device_tests.parity import check_parity, thresholds_for, write_parity_report
 from backdrop.export.artifact import Artifact, tree_sha256
 from backdrop.export.formats import FORMATS, ExportError, ExportRequest
@@ -91,10 +92,10 @@ class ExportResult:
     seconds: float = 0.0
 
 
-def resolve(spec: ExportSpec) -> tuple[Target, list[Bucket]]:
-    """Check names before any expensive work: target, buckets, formats, device."""
+def resolve(spec: ExportSpec) -> tuple[Target, list[Bucket], Device]:
+    """Check names before any expensive work: target, buckets, formats; the device, ready."""
     target = TARGETS.get(spec.target)
-    DEVICES.get(spec.device)
+    device = ready_device(spec.device)
     for entry in target.entries:
         fmt = FORMATS.get(entry.format)
         if entry.precision not in fmt.precisions:
@@ -105,7 +106,7 @@ def resolve(spec: ExportSpec) -> tuple[Target, list[Bucket]]:
         buckets = [spec.buckets.get(name) for name in spec.only_buckets]
         if not buckets:
             raise BucketError("--bucket-names is empty: name at least one bucket.")
-    return target, buckets
+    return target, buckets, device
 
 
 def _log(msg: str) -> None:
@@ -116,20 +117,20 @@ def export_target(spec: ExportSpec, log: Callable[[str], None] = _log) -> Export
     """Export, verify and bundle every artifact of ``spec.target`` into ``out_root/<target>``.
 
     Raises:
-        RegistryError / BucketError: unknown target, format or bucket (before any work).
+        RegistryError / BucketError: unknown target, format, device or bucket (before any work).
+        DeviceError: the verifying device is not ready (before any work).
         CheckpointError: missing or bad checkpoint.
         ExportError: a format cannot take the model, or an artifact fails verification
             (the message names artifact, frame and metric).
     """
     start = time.perf_counter()
-    target, buckets = resolve(spec)
+    target, buckets, device = resolve(spec)
 
     ckpt_path = spec.checkpoint or default_checkpoint_path()
     ckpt: Checkpoint = load_checkpoint(ckpt_path)
     spec.out_root.mkdir(parents=True, exist_ok=True)
     final = spec.out_root / target.name
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=spec.out_root))
-    device = get_device(spec.device)
     artifacts: list[Artifact] = []
     records = []
     budget = spec.budget or target.budget

@@ -31,14 +31,14 @@ def parity_command(
     Example (on a Mac): backdrop parity --dist dist/ios-arm64 --device coreml-mac
     """
     from backdrop.core.buckets import Bucket
-    from backdrop.device_tests.base import get_device
+    from backdrop.device_tests.base import ready_device
     from backdrop.device_tests.parity import check_parity, thresholds_for, write_parity_report
     from backdrop.export.artifact import artifact_from_manifest
     from backdrop.export.goldens import load_golden
     from backdrop.orchestration.manifest import check_integrity, load_manifest
 
     fmt = check_format(fmt)
-    dev = get_device(device)
+    dev = ready_device(device)
     manifest = load_manifest(dist / "manifest.json")
     check_integrity(dist, manifest)
     buckets = {b["name"]: Bucket(b["name"], b["height"], b["width"]) for b in manifest["buckets"]}

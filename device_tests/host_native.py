@@ -1,0 +1,164 @@
+"""``host-native``: backdrop-runner on this host, the runtimes' own C/C++ libraries (what an
+app links) instead of their Python bindings.
+
+The runner (device_tests/native/, built by ``make native-runner``) loads one artifact, reads a
+sequence file (device_tests/sequence.py), carries the state per the artifact's state form and
+writes the masks and per-frame timings. This module writes the sequence, runs the runner in a
+temporary folder and reads the results back; the parity check is the same as for every device.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from backdrop.core.errors import RegistryError
+from backdrop.device_tests.base import (
+    DEVICES,
+    QUICK_TIMING,
+    DeviceDescription,
+    DeviceError,
+    TimingProtocol,
+    TimingResult,
+    check_sequence_inputs,
+)
+from backdrop.device_tests.host import cpu_model
+from backdrop.device_tests.sequence import read_masks, write_sequence
+from backdrop.export.artifact import Artifact
+from backdrop.export.formats import FORMATS, package_versions
+from backdrop.export.goldens import Golden
+
+RUNNER_ENV = "BACKDROP_RUNNER"
+"""Path of a backdrop-runner binary to use instead of the one ``make native-runner`` builds."""
+
+RUNTIMES = ("executorch-xnnpack", "onnxruntime", "onnxruntime-ortformat")
+"""The runtimes the runner links (artifact kinds are matched by their runtime)."""
+
+RUN_TIMEOUT_S = 1800
+
+
+def default_runner() -> Path:
+    """``$BACKDROP_RUNNER``, else build/native/<machine>/backdrop-runner in this checkout."""
+    if os.environ.get(RUNNER_ENV):
+        return Path(os.environ[RUNNER_ENV])
+    return Path(__file__).resolve().parents[1] / "build" / "native" / platform.machine() / "backdrop-runner"
+
+
+@DEVICES.register("host-native")
+class HostNativeDevice:
+    """backdrop-runner on this host: ExecuTorch and ONNX Runtime through their C/C++ libraries.
+
+    Args:
+        threads: intra-op threads for ONNX Runtime (0 = its default).
+        runner: the runner binary; None for :func:`default_runner`.
+    """
+
+    name = "host-native"
+    emulated = False
+
+    def __init__(self, threads: int = 0, runner: Path | None = None) -> None:
+        self.tier = f"host-{platform.machine()}"
+        self.threads = threads
+        self.runner = Path(runner) if runner is not None else default_runner()
+
+    def why_not(self, artifact: Artifact) -> str:
+        try:
+            kind = FORMATS.kind_of(artifact.format)
+        except RegistryError as e:
+            return str(e)
+        if kind.runtime not in RUNTIMES:
+            return f"the native runner links {', '.join(RUNTIMES)}, not {kind.runtime}."
+        if artifact.state_form not in kind.state_forms:
+            return f"{kind.label} files come in the {', '.join(kind.state_forms)} state form(s), not {artifact.state_form!r}."
+        return ""
+
+    def ready(self) -> str:
+        if not self.runner.is_file():
+            return f"no runner at {self.runner}: build it with `make native-runner` (or set {RUNNER_ENV})."
+        return ""
+
+    def can_run(self, artifact: Artifact) -> bool:
+        return not self.why_not(artifact)
+
+    def runtime_versions(self, artifact: Artifact) -> dict[str, str]:
+        versions = {"runner": "backdrop-runner", "machine": platform.machine()}
+        versions.update(package_versions(FORMATS.for_kind(artifact.format).runtime_packages))
+        return versions
+
+    def describe(self) -> DeviceDescription:
+        packages: list[str] = []
+        for name in FORMATS:
+            fmt = FORMATS.get(name)
+            if any(k.runtime in RUNTIMES for k in fmt.kinds):
+                packages += [p for p in fmt.runtime_packages if p not in packages]
+        return DeviceDescription(
+            name=self.name,
+            tier=self.tier,
+            emulated=self.emulated,
+            machine=platform.machine(),
+            cpu=cpu_model(),
+            os=f"{platform.system()} {platform.release()}",
+            runtime_versions={"runner": str(self.runner), **package_versions(packages)},
+        )
+
+    def run_sequence(self, artifact: Artifact, golden: Golden) -> np.ndarray:
+        check_sequence_inputs(artifact, golden)
+        masks, _ = self._run(artifact, golden.frames, golden.resets, warmup=0)
+        return masks
+
+    def time(self, artifacts: list[Artifact], golden: Golden, protocol: TimingProtocol = QUICK_TIMING) -> TimingResult:
+        """Each artifact's runner call times ``protocol.runs`` calls on the golden's first frame
+        (state reset before each); the artifacts run in turn, in three rounds of alternating
+        order, so that machine load hits all alike. Load time is not in the samples."""
+        for a in artifacts:
+            check_sequence_inputs(a, golden)
+        rounds = min(3, protocol.runs)
+        sizes = [protocol.runs // rounds + (1 if i < protocol.runs % rounds else 0) for i in range(rounds)]
+        samples: dict[str, list[float]] = {a.key: [] for a in artifacts}
+        for i, n in enumerate(sizes):
+            frames = np.repeat(golden.frames[:1], n, axis=0)
+            resets = np.ones(n, bool)
+            for a in artifacts if i % 2 == 0 else artifacts[::-1]:
+                _, report = self._run(a, frames, resets, warmup=protocol.warmup if i == 0 else 0)
+                samples[a.key] += [float(t) for t in report["per_frame_ms"]]
+        return TimingResult(samples, self.describe(), protocol, "model only: one call on the golden's first frame, state reset")
+
+    def _run(self, artifact: Artifact, frames: np.ndarray, resets: np.ndarray, warmup: int) -> tuple[np.ndarray, dict]:
+        """Run the runner over model inputs ``frames`` with ``resets``; (masks, report)."""
+        reason = self.why_not(artifact) or self.ready()
+        if reason:
+            raise DeviceError(f"{artifact.key} cannot run on {self.name} ({self.tier}): {reason}")
+        with tempfile.TemporaryDirectory(prefix="backdrop-native-") as tmp:
+            seq = write_sequence(frames, resets, artifact.state_form, Path(tmp) / "sequence.bdsq")
+            out = Path(tmp) / "out"
+            cmd = [
+                str(self.runner), "--artifact", str(artifact.path), "--kind", artifact.format,
+                "--state-form", artifact.state_form, "--sequence", str(seq), "--out", str(out),
+                "--warmup", str(warmup),
+            ]
+            if self.threads:
+                cmd += ["--threads", str(self.threads)]
+            try:
+                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+            except subprocess.TimeoutExpired as e:
+                raise DeviceError(f"{artifact.key} on {self.name}: the runner ran past {RUN_TIMEOUT_S} s.") from e
+            if proc.returncode != 0:
+                last = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+                raise DeviceError(f"{artifact.key} on {self.name}: the runner failed: {last}")
+            try:
+                report = json.loads((out / "report.json").read_text())
+            except (OSError, json.JSONDecodeError) as e:
+                raise DeviceError(f"{artifact.key} on {self.name}: the runner wrote no readable report.json ({e}).") from e
+            n, _, h, w = frames.shape
+            if int(report.get("frames", -1)) != n:
+                raise DeviceError(f"{artifact.key} on {self.name}: the runner reports {report.get('frames')} frames, sent {n}.")
+            return read_masks(out / "masks.f32", n, h, w), report
+
+
+__all__ = ["HostNativeDevice", "default_runner"]

@@ -1,0 +1,358 @@
+// backdrop-runner: runs one exported artifact over a golden sequence with the state carried
+// exactly as an app does, and writes the masks and a timing report.
+//
+//   backdrop-runner --artifact PATH --kind executorch|onnx|ort --state-form explicit|native
+//                   --sequence SEQ.bin --out DIR [--threads N] [--warmup W]
+//
+// The sequence file (little-endian, version 1): "BDSQ"; uint32 version = 1; uint32 state_form
+// (0 explicit, 1 native); uint32 n_frames; uint32 channels (= 3); uint32 height; uint32 width;
+// n_frames uint8 resets (0/1); n_frames * 3 * height * width float32 frames (NCHW, N = 1: the
+// Y, U, V planes, bucket-sized, / 255).
+//
+// State (backdrop/core/contract.py, device_tests/base.py feedback_loop):
+//   explicit: prev_mask = zeros(1, 1, H, W) on frame 0 and where resets[i] == 1, else the
+//             previous call's next_mask.
+//   native:   reset = 1.0 where resets[i] == 1 (and on frame 0), else 0.0; the runtime keeps
+//             the state between calls.
+// Warm-up (--warmup W, default 0): W calls on frame 0 with the state reset, before the timed
+// run; frame 0 of the run resets again, so the masks do not depend on W.
+//
+// Writes DIR/masks.f32 (n_frames x 1 x H x W float32, raw little-endian: the "mask" output
+// after each frame) and DIR/report.json. Errors: one line on stderr, exit 2 for bad input
+// (arguments, files, shapes, I/O counts), 3 for a runtime failure (see backend.h).
+#include <sys/utsname.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "backend.h"
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "backdrop-runner reads and writes little-endian float32 in place: a big-endian host needs byte swaps"
+#endif
+
+#ifndef BACKDROP_RUNNER_VERSION
+#define BACKDROP_RUNNER_VERSION "1"
+#endif
+
+namespace backdrop {
+
+// A runner configured without one of the runtimes (CMake BACKDROP_WITH_*=OFF) says so.
+#ifndef BACKDROP_HAVE_EXECUTORCH
+std::unique_ptr<Backend> open_executorch(const LoadOptions&) {
+  bad_input("this backdrop-runner was built without ExecuTorch (BACKDROP_WITH_EXECUTORCH=OFF)");
+}
+#endif
+#ifndef BACKDROP_HAVE_ONNXRUNTIME
+std::unique_ptr<Backend> open_onnxruntime(const LoadOptions&) {
+  bad_input("this backdrop-runner was built without ONNX Runtime (BACKDROP_WITH_ONNXRUNTIME=OFF)");
+}
+#endif
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: backdrop-runner --artifact PATH --kind executorch|onnx|ort --state-form explicit|native\n"
+    "                       --sequence SEQ.bin --out DIR [--threads N] [--warmup W]\n"
+    "Runs the artifact over every frame of the sequence with the state carried as an app does;\n"
+    "writes DIR/masks.f32 and DIR/report.json. Exit 0 ok, 2 bad input, 3 runtime failure.\n"
+    "BACKDROP_RUNNER_VERBOSE=1 echoes the runtimes' own log lines on stderr.\n";
+
+struct Args {
+  std::string artifact, kind, state_form, sequence, out;
+  int threads = 0;
+  int warmup = 0;
+};
+
+int parse_count(const std::string& flag, const std::string& value) {
+  char* end = nullptr;
+  errno = 0;
+  long v = std::strtol(value.c_str(), &end, 10);
+  if (value.empty() || *end != '\0' || errno != 0 || v < 0 || v > 100000)
+    bad_input(flag + " needs a whole number >= 0, got \"" + value + "\"");
+  return static_cast<int>(v);
+}
+
+Args parse_args(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    std::string flag = argv[i], value;
+    if (flag == "--help" || flag == "-h") {
+      std::fputs(kUsage, stdout);
+      std::exit(0);
+    }
+    if (flag == "--version") {
+      std::printf("backdrop-runner %s\n", BACKDROP_RUNNER_VERSION);
+      std::exit(0);
+    }
+    const auto eq = flag.find('=');
+    if (flag.rfind("--", 0) == 0 && eq != std::string::npos) {
+      value = flag.substr(eq + 1);
+      flag = flag.substr(0, eq);
+    } else {
+      if (i + 1 >= argc) bad_input(flag + " needs a value (--help for usage)");
+      value = argv[++i];
+    }
+    if (flag == "--artifact") a.artifact = value;
+    else if (flag == "--kind") a.kind = value;
+    else if (flag == "--state-form") a.state_form = value;
+    else if (flag == "--sequence") a.sequence = value;
+    else if (flag == "--out") a.out = value;
+    else if (flag == "--threads") a.threads = parse_count(flag, value);
+    else if (flag == "--warmup") a.warmup = parse_count(flag, value);
+    else bad_input("unknown argument \"" + flag + "\" (--help for usage)");
+  }
+  for (const auto& [name, v] : {std::pair<const char*, const std::string*>{"--artifact", &a.artifact},
+                                {"--kind", &a.kind},
+                                {"--state-form", &a.state_form},
+                                {"--sequence", &a.sequence},
+                                {"--out", &a.out}})
+    if (v->empty()) bad_input(std::string(name) + " is required (--help for usage)");
+  if (a.kind != "executorch" && a.kind != "onnx" && a.kind != "ort")
+    bad_input("--kind must be executorch, onnx or ort, got \"" + a.kind + "\"");
+  if (a.state_form != "explicit" && a.state_form != "native")
+    bad_input("--state-form must be explicit or native, got \"" + a.state_form + "\"");
+  return a;
+}
+
+// ---- the sequence file -----------------------------------------------------------------------
+
+struct Sequence {
+  uint32_t n_frames = 0, height = 0, width = 0;
+  StateForm state_form = StateForm::kExplicit;
+  std::vector<uint8_t> resets;
+  std::vector<float> frames;  // n_frames * 3 * height * width
+
+  const float* frame(size_t i) const { return frames.data() + i * 3 * size_t(height) * width; }
+};
+
+uint32_t le32(const unsigned char* p) {
+  return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
+}
+
+Sequence read_sequence(const std::string& path, StateForm want_form) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) bad_input("sequence file " + path + " does not exist or cannot be read");
+  std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  constexpr size_t kHeader = 28;
+  if (bytes.size() < kHeader)
+    bad_input("sequence file " + path + ": " + std::to_string(bytes.size()) + " bytes, shorter than the 28-byte header");
+  if (std::memcmp(bytes.data(), "BDSQ", 4) != 0) {
+    std::string got;
+    for (int i = 0; i < 4; ++i) {
+      char c = static_cast<char>(bytes[i]);
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "\\x%02x", unsigned(bytes[i]));
+      got += (c >= 32 && c < 127) ? std::string(1, c) : std::string(hex);
+    }
+    bad_input("sequence file " + path + ": field magic is \"" + got + "\", expected \"BDSQ\"");
+  }
+  const uint32_t version = le32(&bytes[4]), form = le32(&bytes[8]), n = le32(&bytes[12]), channels = le32(&bytes[16]),
+                 h = le32(&bytes[20]), w = le32(&bytes[24]);
+  auto field = [&](const char* name, const std::string& what) {
+    bad_input("sequence file " + path + ": field " + name + " " + what);
+  };
+  if (version != 1) field("version", "is " + std::to_string(version) + ", this runner reads version 1");
+  if (form > 1) field("state_form", "is " + std::to_string(form) + ", expected 0 (explicit) or 1 (native)");
+  Sequence s;
+  s.state_form = form == 0 ? StateForm::kExplicit : StateForm::kNative;
+  if (s.state_form != want_form)
+    field("state_form", std::string("is ") + std::to_string(form) + " (" + state_form_name(s.state_form) +
+                            ") but --state-form is " + state_form_name(want_form));
+  if (n == 0) field("n_frames", "is 0");
+  if (channels != 3) field("channels", "is " + std::to_string(channels) + ", expected 3 (Y, U, V)");
+  if (h == 0 || w == 0 || h > 16384 || w > 16384)
+    field(h == 0 || h > 16384 ? "height" : "width", "is " + std::to_string(h == 0 || h > 16384 ? h : w) + ", expected 1..16384");
+  const uint64_t plane = uint64_t(h) * w;
+  const uint64_t want = kHeader + uint64_t(n) + uint64_t(n) * 3 * plane * sizeof(float);
+  if (bytes.size() != want)
+    bad_input("sequence file " + path + ": " + std::to_string(bytes.size()) + " bytes, but the header (n_frames " +
+              std::to_string(n) + ", channels 3, height " + std::to_string(h) + ", width " + std::to_string(w) +
+              ") needs " + std::to_string(want) + ": field n_frames/height/width or the frame data is wrong");
+  s.n_frames = n;
+  s.height = h;
+  s.width = w;
+  s.resets.assign(bytes.begin() + kHeader, bytes.begin() + kHeader + n);
+  for (uint32_t i = 0; i < n; ++i)
+    if (s.resets[i] > 1) field("resets", "[" + std::to_string(i) + "] is " + std::to_string(s.resets[i]) + ", expected 0 or 1");
+  s.frames.resize(size_t(n) * 3 * plane);
+  std::memcpy(s.frames.data(), bytes.data() + kHeader + n, s.frames.size() * sizeof(float));
+  return s;
+}
+
+// ---- the report ------------------------------------------------------------------------------
+
+std::string json_string(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += static_cast<char>(c);  // UTF-8 passes through unchanged
+        }
+    }
+  }
+  return out + "\"";
+}
+
+std::string json_number(double v) {
+  if (!std::isfinite(v)) return "null";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.4f", v);
+  return buf;
+}
+
+std::string trim(const std::string& s) {
+  const auto b = s.find_first_not_of(" \t\r\n"), e = s.find_last_not_of(" \t\r\n");
+  return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
+}
+
+// /proc/cpuinfo "model name" (x86, some arm); else "Hardware" or "CPU part" (arm).
+std::string cpu_model() {
+  std::ifstream f("/proc/cpuinfo");
+  std::string line, hardware, part;
+  while (std::getline(f, line)) {
+    const auto colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    const std::string key = trim(line.substr(0, colon)), value = trim(line.substr(colon + 1));
+    if (key == "model name" && !value.empty()) return value;
+    if (key == "Hardware" && hardware.empty()) hardware = value;
+    if (key == "CPU part" && part.empty()) part = "CPU part " + value;
+  }
+  return !hardware.empty() ? hardware : !part.empty() ? part : "unknown";
+}
+
+struct Timings {
+  double load_ms = 0;
+  std::vector<double> per_frame_ms;
+};
+
+std::string report_json(const Args& a, const Sequence& s, const Backend& backend, const Timings& t) {
+  struct utsname u {};
+  const bool have_uname = uname(&u) == 0;
+  const std::string machine = have_uname ? u.machine : "unknown";
+  const std::string os = have_uname ? std::string(u.sysname) + " " + u.release : "unknown";
+  std::ostringstream j;
+  j << "{\n";
+  j << "  \"runner\": \"backdrop-runner\",\n";
+  j << "  \"runner_version\": " << json_string(BACKDROP_RUNNER_VERSION) << ",\n";
+  j << "  \"kind\": " << json_string(a.kind) << ",\n";
+  j << "  \"state_form\": " << json_string(a.state_form) << ",\n";
+  j << "  \"artifact\": " << json_string(a.artifact) << ",\n";
+  j << "  \"sequence\": " << json_string(a.sequence) << ",\n";
+  j << "  \"frames\": " << s.n_frames << ",\n";
+  j << "  \"height\": " << s.height << ",\n";
+  j << "  \"width\": " << s.width << ",\n";
+  j << "  \"threads\": " << a.threads << ",\n";
+  j << "  \"warmup\": " << a.warmup << ",\n";
+  j << "  \"load_ms\": " << json_number(t.load_ms) << ",\n";
+  j << "  \"per_frame_ms\": [";
+  for (size_t i = 0; i < t.per_frame_ms.size(); ++i) j << (i ? ", " : "") << json_number(t.per_frame_ms[i]);
+  j << "],\n";
+  j << "  \"runtime\": {\"name\": " << json_string(backend.runtime_name())
+    << ", \"version\": " << json_string(backend.runtime_version()) << "},\n";
+  j << "  \"device\": {\"machine\": " << json_string(machine) << ", \"cpu\": " << json_string(cpu_model())
+    << ", \"os\": " << json_string(os) << ", \"cores\": " << std::thread::hardware_concurrency() << "}\n";
+  j << "}\n";
+  return j.str();
+}
+
+void write_file(const std::filesystem::path& path, const void* data, size_t size) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  if (f) f.write(static_cast<const char*>(data), static_cast<std::streamsize>(size));
+  if (!f) runtime_failure("could not write " + path.string());
+}
+
+// ---- the run ---------------------------------------------------------------------------------
+
+int run(int argc, char** argv) {
+  const Args a = parse_args(argc, argv);
+  const StateForm form = a.state_form == "explicit" ? StateForm::kExplicit : StateForm::kNative;
+  const Sequence seq = read_sequence(a.sequence, form);
+  std::error_code ec;
+  std::filesystem::create_directories(a.out, ec);
+  if (ec || !std::filesystem::is_directory(a.out)) bad_input("--out " + a.out + " is not a folder that can be created");
+
+  LoadOptions options;
+  options.path = a.artifact;
+  options.state_form = form;
+  options.threads = a.threads;
+  options.height = static_cast<int>(seq.height);
+  options.width = static_cast<int>(seq.width);
+  options.sequence = a.sequence;
+
+  using Clock = std::chrono::steady_clock;
+  auto ms = [](Clock::time_point t0, Clock::time_point t1) {
+    return std::chrono::duration<double, std::milli>(t1 - t0).count();
+  };
+  Timings timings;
+  const auto t_load = Clock::now();
+  std::unique_ptr<Backend> backend = a.kind == "executorch" ? open_executorch(options) : open_onnxruntime(options);
+  timings.load_ms = ms(t_load, Clock::now());
+
+  const size_t plane = size_t(seq.height) * seq.width;
+  std::vector<float> state(plane, 0.0f), next(plane, 0.0f), scratch(plane, 0.0f);
+  std::vector<float> masks(size_t(seq.n_frames) * plane);
+  const float reset_on = 1.0f, reset_off = 0.0f;
+  const bool explicit_form = form == StateForm::kExplicit;
+
+  for (int k = 0; k < a.warmup; ++k) {  // frame 0 with the state reset, untimed
+    std::fill(state.begin(), state.end(), 0.0f);
+    backend->run(seq.frame(0), explicit_form ? state.data() : &reset_on, scratch.data(), next.data());
+  }
+  timings.per_frame_ms.reserve(seq.n_frames);
+  for (uint32_t i = 0; i < seq.n_frames; ++i) {
+    const bool reset = i == 0 || seq.resets[i] != 0;
+    if (explicit_form && reset) std::fill(state.begin(), state.end(), 0.0f);
+    const float* second = explicit_form ? state.data() : (reset ? &reset_on : &reset_off);
+    const auto t0 = Clock::now();
+    backend->run(seq.frame(i), second, masks.data() + i * plane, next.data());
+    timings.per_frame_ms.push_back(ms(t0, Clock::now()));
+    if (explicit_form) state.swap(next);
+  }
+
+  const std::filesystem::path out(a.out);
+  write_file(out / "masks.f32", masks.data(), masks.size() * sizeof(float));
+  const std::string report = report_json(a, seq, *backend, timings);
+  write_file(out / "report.json", report.data(), report.size());
+  return 0;
+}
+
+}  // namespace
+}  // namespace backdrop
+
+int main(int argc, char** argv) {
+  try {
+    return backdrop::run(argc, argv);
+  } catch (const backdrop::RunnerError& e) {
+    std::string message = e.what();
+    std::replace(message.begin(), message.end(), '\n', ' ');  // runtimes' messages may span lines
+    std::fprintf(stderr, "backdrop-runner: error: %s\n", message.c_str());
+    return e.code;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "backdrop-runner: error: %s\n", e.what());
+    return backdrop::kExitRuntime;
+  }
+}
