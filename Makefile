@@ -13,10 +13,10 @@ TARGET ?= android-arm64
 DIST ?= dist
 
 .DEFAULT_GOAL := help
-.PHONY: help install teacher test test-slow lint predict export labels train models-table native-runner clean
+.PHONY: help install teacher test test-slow lint predict export labels train models-table native-runner native-runner-arm64 clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found: backdrop needs Python 3.11 (make PYTHON=/path/to/python3.11)"; exit 1; }
@@ -39,10 +39,10 @@ $(TEACHER_STAMP):
 teacher: $(TEACHER_STAMP) ## create .venv-teacher with the MediaPipe teacher (for make labels)
 	@echo "teacher: $(TEACHER_VENV)/bin/python"
 
-test: $(STAMP) native-runner ## run the fast tests (what CI runs first)
+test: $(STAMP) native-runner native-runner-arm64 ## run the fast tests (what CI runs first)
 	$(BIN)/python -m pytest
 
-test-slow: $(STAMP) native-runner ## run the slow tests (ExecuTorch lowering of every bucket, ...)
+test-slow: $(STAMP) native-runner native-runner-arm64 ## run the slow tests (ExecuTorch lowering of every bucket, ...)
 	$(BIN)/python -m pytest -m slow
 
 # ruff check only (rules in pyproject.toml [tool.ruff]); no `ruff format --check` yet: about half
@@ -71,6 +71,9 @@ docs-tables: $(STAMP) ## regenerate the format, target and device tables in docs
 
 native-runner: $(STAMP) ## build device_tests/native/backdrop-runner for this host (build/native/x86_64/)
 	VENV=$(VENV) bash device_tests/native/build.sh
+
+native-runner-arm64: $(STAMP) ## cross-build backdrop-runner for aarch64 + a bundle and qemu to run it (build/native/aarch64/)
+	VENV=$(VENV) bash device_tests/native/build.sh --arch aarch64
 
 clean: ## remove outputs (not the venv)
 	rm -rf $(OUT) $(DIST) build *.egg-info .pytest_cache

@@ -10,3 +10,4 @@ __all__ = ["DEVICES", "Device", "DeviceDescription", "DeviceError", "TimingProto
 # The registry lines: one import per device module.
 from backdrop.device_tests import host as _host  # noqa: E402,F401
 from backdrop.device_tests import host_native as _host_native  # noqa: E402,F401
+from backdrop.device_tests import qemu_arm64 as _qemu_arm64  # noqa: E402,F401

@@ -83,6 +83,10 @@ class HostNativeDevice:
             return f"no runner at {self.runner}: build it with `make native-runner` (or set {RUNNER_ENV})."
         return ""
 
+    def runner_command(self) -> list[str]:
+        """How the runner is started (a subclass may put an emulator in front)."""
+        return [str(self.runner)]
+
     def can_run(self, artifact: Artifact) -> bool:
         return not self.why_not(artifact)
 
@@ -138,7 +142,7 @@ class HostNativeDevice:
             seq = write_sequence(frames, resets, artifact.state_form, Path(tmp) / "sequence.bdsq")
             out = Path(tmp) / "out"
             cmd = [
-                str(self.runner), "--artifact", str(artifact.path), "--kind", artifact.format,
+                *self.runner_command(), "--artifact", str(artifact.path), "--kind", artifact.format,
                 "--state-form", artifact.state_form, "--sequence", str(seq), "--out", str(out),
                 "--warmup", str(warmup),
             ]

@@ -30,7 +30,7 @@ import numpy as np
 from backdrop.core.errors import ConfigError
 from backdrop.core.fsutil import atomic_write
 from backdrop.core.metrics import boundary_iou, iou
-from backdrop.device_tests.base import Device, DeviceError
+from backdrop.device_tests.base import Device, DeviceDescription, DeviceError
 from backdrop.export.artifact import Artifact, ParitySummary
 from backdrop.export.goldens import Golden
 
@@ -374,12 +374,15 @@ def report_markdown(records: list[ParityRecord]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_parity_report(records: list[ParityRecord], out_dir: str | os.PathLike) -> tuple[Path, Path]:
+def write_parity_report(
+    records: list[ParityRecord], out_dir: str | os.PathLike, device: DeviceDescription | None = None
+) -> tuple[Path, Path]:
     """Write ``out_dir/parity.json`` and ``out_dir/parity.md``, each atomically.
 
     ``parity.json``: ``{"schema": "backdrop-parity/1", "passed": bool, "num_records": int,
-    "records": [ParityRecord.to_dict(), ...]}`` (strict JSON: NaN written as null). No times
-    or dates, so the same runs give the same files.
+    "records": [ParityRecord.to_dict(), ...]}`` (strict JSON: NaN written as null), plus
+    ``"device"`` (:class:`DeviceDescription`) when given. No times or dates, so the same runs
+    give the same files.
 
     Returns:
         (json path, markdown path).
@@ -392,9 +395,16 @@ def write_parity_report(records: list[ParityRecord], out_dir: str | os.PathLike)
         "num_records": len(records),
         "records": [r.to_dict() for r in records],
     }
+    md = report_markdown(records)
+    if device is not None:
+        doc["device"] = device.to_dict()
+        emulated = " **Emulated CPU: functional check only, timings are not latency.**" if device.emulated else ""
+        versions = ", ".join(f"{k} {v}" for k, v in device.runtime_versions.items())
+        md = md.replace("\n\n", f"\n\nDevice: {device.name} ({device.tier}): {device.machine}, {device.cpu}; {device.os}; "
+                        f"{versions}.{emulated}\n\n", 1)
     json_path, md_path = out / "parity.json", out / "parity.md"
     _atomic_write(json_path, json.dumps(doc, indent=2, allow_nan=False) + "\n")
-    _atomic_write(md_path, report_markdown(records))
+    _atomic_write(md_path, md)
     return json_path, md_path
 
 

@@ -52,6 +52,7 @@ File format (:func:`save_golden`): one ``.npz`` (``np.savez_compressed``, no pic
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import zipfile
@@ -145,6 +146,28 @@ class Golden:
     def reset_indices(self) -> list[int]:
         """Frames before which the state is reset (always includes 0)."""
         return [int(i) for i in np.flatnonzero(self.resets)]
+
+    def prefix(self, frames: int) -> Golden:
+        """The first ``frames`` frames, which must include every reset of the sequence (a
+        prefix that stops before the mid-sequence reset would not check that a reset clears
+        the state).
+
+        Raises:
+            GoldenError: ``frames`` is below 1 or stops before the last reset.
+        """
+        last = self.reset_indices[-1]
+        if frames < 1 or frames <= last:
+            raise GoldenError(
+                f"Golden for bucket {self.bucket}: a prefix of {frames} frames leaves out the reset at frame {last}; "
+                f"pass at least {last + 1} frames (the sequence has {self.num_frames})."
+            )
+        if frames >= self.num_frames:
+            return self
+        n = frames
+        return dataclasses.replace(
+            self, frame_names=self.frame_names[:n], camera_buffers=self.camera_buffers[:n], frames=self.frames[:n],
+            resets=self.resets[:n], expected_masks=self.expected_masks[:n], expected_camera_masks=self.expected_camera_masks[:n],
+        )
 
     def validate(self) -> None:
         """Check every array's dtype and shape against the others.

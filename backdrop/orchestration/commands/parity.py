@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -18,6 +19,13 @@ def parity_command(
         Path, typer.Option("--dist", "-d", help="An exported target folder, e.g. dist/android-arm64.", file_okay=False)
     ],
     device: Annotated[str, typer.Option("--device", help="{choices}")] = "host",
+    bucket_names: Annotated[
+        str | None, typer.Option("--bucket-names", help="Comma-separated buckets to check (default: all).")
+    ] = None,
+    frames: Annotated[
+        int | None,
+        typer.Option("--frames", help="Run only the first N frames of each golden (must include its reset).", min=1),
+    ] = None,
     fmt: FormatOpt = "text",
 ) -> None:
     """Roll every golden sequence through every artifact the device can run, with the state
@@ -28,8 +36,15 @@ def parity_command(
     exits 1 if any artifact misses its threshold. Artifacts the device cannot run are listed
     as skipped, with the reason.
 
+    The report names the device (CPU, OS, runtime versions); an emulated device's is marked
+    as a functional check, never latency.
+
+    Example: backdrop parity --dist dist/android-arm64 --device qemu-arm64 --bucket-names landscape_16x9 --frames 22
+
     Example (on a Mac): backdrop parity --dist dist/ios-arm64 --device coreml-mac
     """
+    from tqdm import tqdm
+
     from backdrop.core.buckets import Bucket
     from backdrop.device_tests.base import ready_device
     from backdrop.device_tests.parity import check_parity, thresholds_for, write_parity_report
@@ -42,22 +57,28 @@ def parity_command(
     manifest = load_manifest(dist / "manifest.json")
     check_integrity(dist, manifest)
     buckets = {b["name"]: Bucket(b["name"], b["height"], b["width"]) for b in manifest["buckets"]}
+    wanted = _bucket_names(bucket_names, list(buckets))
     goldens = {}
-    records, skipped = [], []
+    records, skipped, runnable = [], [], []
     for entry in manifest["artifacts"]:
-        art = artifact_from_manifest(entry, dist, buckets[entry["bucket"]])
-        if not dev.can_run(art):
-            skipped.append({"artifact": art.key, "why": dev.why_not(art)})
+        if entry["bucket"] not in wanted:
             continue
-        if art.bucket.name not in goldens:
-            goldens[art.bucket.name] = load_golden(dist / manifest["goldens"][art.bucket.name])
+        art = artifact_from_manifest(entry, dist, buckets[entry["bucket"]])
+        if dev.can_run(art):
+            runnable.append(art)
+        else:
+            skipped.append({"artifact": art.key, "why": dev.why_not(art)})
+    for name in {a.bucket.name for a in runnable}:
+        golden = load_golden(dist / manifest["goldens"][name])
+        goldens[name] = golden.prefix(frames) if frames is not None else golden
+    for art in tqdm(runnable, desc=f"parity on {device}", unit="artifact", file=sys.stderr, disable=fmt != "text"):
         records.append(check_parity(art, goldens[art.bucket.name], dev, thresholds_for(art.precision)))
     reports = dist / "reports"
     reports.mkdir(exist_ok=True)
     if records:
         # Written aside, then renamed: the export-time reports/parity.* stay as they were.
         with tempfile.TemporaryDirectory(dir=reports) as tmp:
-            for p in write_parity_report(records, tmp):
+            for p in write_parity_report(records, tmp, dev.describe()):
                 os.replace(p, reports / f"{p.stem}-{device}{p.suffix}")
     failed = [r for r in records if not r.passed]
     if fmt == "json":
@@ -76,3 +97,21 @@ def parity_command(
         for r in failed:
             typer.echo(r.message, err=True)
         raise typer.Exit(1)
+
+
+def _bucket_names(option: str | None, known: list[str]) -> list[str]:
+    """The buckets ``--bucket-names`` asks for (all when None).
+
+    Raises:
+        typer.BadParameter: an unknown or empty name (the message lists the manifest's).
+    """
+    if option is None:
+        return known
+    names = [n.strip() for n in option.split(",") if n.strip()]
+    unknown = [n for n in names if n not in known]
+    if not names or unknown:
+        raise typer.BadParameter(
+            f"{', '.join(unknown) or '(none)'}: not a bucket of this export; its buckets: {', '.join(known)}.",
+            param_hint="--bucket-names",
+        )
+    return names
