@@ -39,6 +39,23 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def machine_description(device, formats, extra_versions: dict[str, str]) -> DeviceDescription:
+    """``device`` (name, tier, emulated) on this machine: its CPU and OS, and the versions of
+    ``formats``' runtime packages after ``extra_versions``."""
+    packages: list[str] = []
+    for fmt in formats:
+        packages += [p for p in fmt.runtime_packages if p not in packages]
+    return DeviceDescription(
+        name=device.name,
+        tier=device.tier,
+        emulated=device.emulated,
+        machine=platform.machine(),
+        cpu=cpu_model(),
+        os=f"{platform.system()} {platform.release()}",
+        runtime_versions={**extra_versions, **package_versions(packages)},
+    )
+
+
 @DEVICES.register("host")
 class HostDevice:
     """This machine's Python runtimes on its CPU (the export's default verifier).
@@ -76,18 +93,7 @@ class HostDevice:
         return versions
 
     def describe(self) -> DeviceDescription:
-        packages: list[str] = []
-        for name in FORMATS:
-            packages += [p for p in FORMATS.get(name).runtime_packages if p not in packages]
-        return DeviceDescription(
-            name=self.name,
-            tier=self.tier,
-            emulated=self.emulated,
-            machine=platform.machine(),
-            cpu=cpu_model(),
-            os=f"{platform.system()} {platform.release()}",
-            runtime_versions={"python": platform.python_version(), **package_versions(packages)},
-        )
+        return machine_description(self, [FORMATS.get(n) for n in FORMATS], {"python": platform.python_version()})
 
     def run_sequence(self, artifact: Artifact, golden: Golden) -> np.ndarray:
         return feedback_loop(artifact, golden, self._open(artifact), f"{self.name} ({self.tier})")
@@ -141,4 +147,4 @@ class MacDevice(HostDevice):
         )
 
 
-__all__ = ["HostDevice", "MacDevice", "cpu_model"]
+__all__ = ["HostDevice", "MacDevice", "cpu_model", "machine_description"]

@@ -28,7 +28,7 @@ from backdrop.device_tests.base import (
     TimingResult,
     check_sequence_inputs,
 )
-from backdrop.device_tests.host import cpu_model
+from backdrop.device_tests.host import machine_description
 from backdrop.device_tests.sequence import read_masks, write_sequence
 from backdrop.export.artifact import Artifact
 from backdrop.export.formats import FORMATS, package_versions
@@ -96,20 +96,8 @@ class HostNativeDevice:
         return versions
 
     def describe(self) -> DeviceDescription:
-        packages: list[str] = []
-        for name in FORMATS:
-            fmt = FORMATS.get(name)
-            if any(k.runtime in RUNTIMES for k in fmt.kinds):
-                packages += [p for p in fmt.runtime_packages if p not in packages]
-        return DeviceDescription(
-            name=self.name,
-            tier=self.tier,
-            emulated=self.emulated,
-            machine=platform.machine(),
-            cpu=cpu_model(),
-            os=f"{platform.system()} {platform.release()}",
-            runtime_versions={"runner": str(self.runner), **package_versions(packages)},
-        )
+        formats = [f for f in (FORMATS.get(n) for n in FORMATS) if any(k.runtime in RUNTIMES for k in f.kinds)]
+        return machine_description(self, formats, {"runner": str(self.runner)})
 
     def run_sequence(self, artifact: Artifact, golden: Golden) -> np.ndarray:
         check_sequence_inputs(artifact, golden)
