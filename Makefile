@@ -13,7 +13,7 @@ TARGET ?= android-arm64
 DIST ?= dist
 
 .DEFAULT_GOAL := help
-.PHONY: help install teacher test test-slow lint predict export labels train models-table native-runner native-runner-arm64 clean
+.PHONY: help install teacher test test-slow lint predict export labels train models-table native-runner native-runner-arm64 adbd adbd-stop test-adb clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -47,6 +47,19 @@ test-slow: $(STAMP) native-runner native-runner-arm64 ## run the slow tests (Exe
 
 # ruff check only (rules in pyproject.toml [tool.ruff]); no `ruff format --check` yet: about half
 # the files are not in ruff's format.
+# The adb device's tests against a real adbd (Debian's, bookworm-backports) on loopback port
+# ADBD_PORT, whose shell runs the aarch64 bundle through qemu. adbd listens on every interface
+# without authentication: start it only where no untrusted network reaches, stop it after.
+ADBD_PORT ?= 6555
+adbd: ## fetch Debian's adbd into .cache/backdrop-adb/ and start it on ADBD_PORT (6555)
+	bash scripts/adbd.sh start $(ADBD_PORT)
+
+adbd-stop: ## stop the adbd that `make adbd` started
+	bash scripts/adbd.sh stop $(ADBD_PORT)
+
+test-adb: $(STAMP) native-runner native-runner-arm64 adbd ## run the adb device's tests against the loopback adbd (starts it)
+	BACKDROP_TEST_ADB_SERIAL=127.0.0.1:$(ADBD_PORT) $(BIN)/python -m pytest -m adb
+
 lint: $(STAMP) ## run the linter (ruff check; the rules are in pyproject.toml)
 	$(BIN)/ruff check .
 

@@ -15,7 +15,7 @@ device_tests/__init__.py (docs/architecture.md).
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -34,6 +34,11 @@ class DeviceError(BackdropError):
     artifact, the device and what differs."""
 
 
+class DeviceLostError(DeviceError):
+    """The device went away during a run (unplugged, rebooted, adbd killed): nothing more can
+    run there, so a command stops instead of recording every remaining artifact as failed."""
+
+
 @dataclass(frozen=True)
 class DeviceDescription:
     """What a device is, recorded with every parity and timing result.
@@ -46,6 +51,10 @@ class DeviceDescription:
         cpu: CPU model as the OS reports it.
         os: operating system and kernel.
         runtime_versions: runtime package -> version, for every runtime the device runs.
+        label: how reports name what kind of device this is when the name does not say it
+            (e.g. "emulated arm64 over adb"); "" for none.
+        details: what else the device reports about itself (Android properties, CPU
+            frequencies and governors, thermal zones, battery temperature), as strings.
     """
 
     name: str
@@ -55,6 +64,8 @@ class DeviceDescription:
     cpu: str
     os: str
     runtime_versions: dict[str, str]
+    label: str = ""
+    details: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -149,16 +160,38 @@ class Device(Protocol):
 
 DEVICES: Registry[type] = Registry("device")
 """Device classes by name; ``DEVICES.get(name)()`` builds one. Every built-in device module is
-imported by device_tests/__init__.py (one discovery mechanism); use :func:`get_device`."""
+imported by device_tests/__init__.py (one discovery mechanism); use :func:`get_device`.
+
+A class with ``takes_argument = True`` is also reachable as ``NAME:ARG`` (``adb:SERIAL``):
+:func:`get_device` calls ``cls(ARG)``. A device that leaves files somewhere (a phone) has
+``close()``, which :func:`close_device` calls when a command is done with it."""
 
 
 def get_device(name: str) -> Device:
-    """A device by registry name (e.g. "host").
+    """A device by registry name (e.g. "host"), or ``NAME:ARG`` for a device that takes one
+    (e.g. "adb:R5CT1234", "adb:127.0.0.1:6555").
 
     Raises:
         RegistryError: unknown name; the message lists the valid ones.
+        DeviceError: an argument for a device that takes none, or an empty one.
     """
-    return DEVICES.get(name)()
+    base, sep, arg = name.partition(":")
+    if not sep:
+        return DEVICES.get(name)()
+    cls = DEVICES.get(base)
+    if not getattr(cls, "takes_argument", False):
+        raise DeviceError(f"{name!r}: device {base!r} takes no ':ARG' suffix; write just {base}.")
+    if not arg:
+        raise DeviceError(f"{name!r}: nothing after ':'; write {base}:ARG or just {base}.")
+    return cls(arg)
+
+
+def close_device(device: Device) -> None:
+    """Let ``device`` remove what it left elsewhere (files pushed to a phone); a no-op for
+    devices without a ``close()``."""
+    close = getattr(device, "close", None)
+    if callable(close):
+        close()
 
 
 def ready_device(name: str) -> Device:
@@ -173,6 +206,42 @@ def ready_device(name: str) -> Device:
     if reason:
         raise DeviceError(f"Device {name!r} is not ready: {reason}")
     return device
+
+
+def stand_in_artifact(kind, precision: str, state_form: str) -> Artifact:
+    """An :class:`Artifact` of ``kind`` (an ``ArtifactKind``) on the first default bucket, made
+    only to ask devices about (its file does not exist)."""
+    from pathlib import Path
+
+    from backdrop.core.buckets import DEFAULT_BUCKETS
+    from backdrop.core.contract import io_specs
+
+    bucket = DEFAULT_BUCKETS.buckets[0]
+    inputs, outputs, states = io_specs(state_form, bucket.height, bucket.width)
+    return Artifact(
+        path=Path(f"stand-in-{kind.name}-{state_form}{kind.suffix}"), format=kind.name, runtime=kind.runtime,
+        precision=precision, state_form=state_form, bucket=bucket, inputs=inputs, outputs=outputs, states=states,
+    )
+
+
+def capabilities(device: Device) -> list[tuple[object, str]]:
+    """(artifact kind, "yes" or why not) for every registered artifact kind: what ``device``
+    runs, from its ``why_not`` alone (nothing is loaded or connected)."""
+    from backdrop.export.formats import FORMATS
+
+    rows = []
+    for fmt_name in FORMATS:
+        fmt = FORMATS.get(fmt_name)
+        for kind in fmt.kinds:
+            reasons = {sf: device.why_not(stand_in_artifact(kind, fmt.precisions[0], sf)) for sf in kind.state_forms}
+            if not any(reasons.values()):
+                answer = "yes"
+            elif len(set(reasons.values())) == 1:
+                answer = next(iter(reasons.values()))
+            else:
+                answer = "; ".join(f"{sf}: {r or 'yes'}" for sf, r in reasons.items())
+            rows.append((kind, answer))
+    return rows
 
 
 def device_summary(cls: type) -> str:
@@ -281,13 +350,17 @@ __all__ = [
     "Device",
     "DeviceDescription",
     "DeviceError",
+    "DeviceLostError",
     "TimingProtocol",
     "TimingResult",
+    "capabilities",
     "device_summary",
+    "stand_in_artifact",
     "first_frame_feed",
     "time_calls",
     "check_output",
     "check_sequence_inputs",
+    "close_device",
     "feedback_loop",
     "get_device",
 ]

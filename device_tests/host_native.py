@@ -129,20 +129,7 @@ class HostNativeDevice:
         with tempfile.TemporaryDirectory(prefix="backdrop-native-") as tmp:
             seq = write_sequence(frames, resets, artifact.state_form, Path(tmp) / "sequence.bdsq")
             out = Path(tmp) / "out"
-            cmd = [
-                *self.runner_command(), "--artifact", str(artifact.path), "--kind", artifact.format,
-                "--state-form", artifact.state_form, "--sequence", str(seq), "--out", str(out),
-                "--warmup", str(warmup),
-            ]
-            if self.threads:
-                cmd += ["--threads", str(self.threads)]
-            try:
-                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
-            except subprocess.TimeoutExpired as e:
-                raise DeviceError(f"{artifact.key} on {self.name}: the runner ran past {RUN_TIMEOUT_S} s.") from e
-            if proc.returncode != 0:
-                last = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
-                raise DeviceError(f"{artifact.key} on {self.name}: the runner failed: {last}")
+            self._execute(artifact, seq, out, warmup)
             try:
                 report = json.loads((out / "report.json").read_text())
             except (OSError, json.JSONDecodeError) as e:
@@ -151,6 +138,24 @@ class HostNativeDevice:
             if int(report.get("frames", -1)) != n:
                 raise DeviceError(f"{artifact.key} on {self.name}: the runner reports {report.get('frames')} frames, sent {n}.")
             return read_masks(out / "masks.f32", n, h, w), report
+
+    def runner_args(self, artifact: Artifact, artifact_path: str, sequence: str, out: str, warmup: int) -> list[str]:
+        """The runner's arguments for one run (paths as the runner sees them)."""
+        args = ["--artifact", artifact_path, "--kind", artifact.format, "--state-form", artifact.state_form,
+                "--sequence", sequence, "--out", out, "--warmup", str(warmup)]
+        return args + (["--threads", str(self.threads)] if self.threads else [])
+
+    def _execute(self, artifact: Artifact, sequence: Path, out: Path, warmup: int) -> None:
+        """Run the runner once: ``sequence`` in, ``out``/masks.f32 and ``out``/report.json out
+        (a device elsewhere moves the files there and back)."""
+        cmd = [*self.runner_command(), *self.runner_args(artifact, str(artifact.path), str(sequence), str(out), warmup)]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+        except subprocess.TimeoutExpired as e:
+            raise DeviceError(f"{artifact.key} on {self.name}: the runner ran past {RUN_TIMEOUT_S} s.") from e
+        if proc.returncode != 0:
+            last = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+            raise DeviceError(f"{artifact.key} on {self.name}: the runner failed: {last}")
 
 
 __all__ = ["HostNativeDevice", "default_runner"]

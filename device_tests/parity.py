@@ -30,7 +30,7 @@ import numpy as np
 from backdrop.core.errors import ConfigError
 from backdrop.core.fsutil import atomic_write
 from backdrop.core.metrics import boundary_iou, iou
-from backdrop.device_tests.base import Device, DeviceDescription, DeviceError
+from backdrop.device_tests.base import Device, DeviceDescription, DeviceError, DeviceLostError
 from backdrop.export.artifact import Artifact, ParitySummary
 from backdrop.export.goldens import Golden
 
@@ -247,6 +247,7 @@ def check_parity(
 
     Raises:
         DeviceError: the device has no runtime for this artifact (check ``can_run`` first).
+        DeviceLostError: the device went away during the run.
         ConfigError: no default thresholds for the artifact's precision.
     """
     t = thresholds if thresholds is not None else Thresholds.for_precision(artifact.precision)
@@ -271,6 +272,8 @@ def check_parity(
     where = f"{artifact.key} on {device.name} ({device.tier})"
     try:
         masks = device.run_sequence(artifact, golden)
+    except DeviceLostError:
+        raise  # nothing else can run there: the caller stops (and writes no report)
     except DeviceError as e:
         rec.error = str(e)
         rec.message = f"Parity failed: {where}: the run failed: {e}"
@@ -400,7 +403,8 @@ def write_parity_report(
         doc["device"] = device.to_dict()
         emulated = " **Emulated CPU: functional check only, timings are not latency.**" if device.emulated else ""
         versions = ", ".join(f"{k} {v}" for k, v in device.runtime_versions.items())
-        md = md.replace("\n\n", f"\n\nDevice: {device.name} ({device.tier}): {device.machine}, {device.cpu}; {device.os}; "
+        label = f", {device.label}" if device.label else ""
+        md = md.replace("\n\n", f"\n\nDevice: {device.name} ({device.tier}{label}): {device.machine}, {device.cpu}; {device.os}; "
                         f"{versions}.{emulated}\n\n", 1)
     json_path, md_path = out / "parity.json", out / "parity.md"
     _atomic_write(json_path, json.dumps(doc, indent=2, allow_nan=False) + "\n")

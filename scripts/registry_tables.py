@@ -104,31 +104,10 @@ def targets_table() -> str:
     return "\n".join(rows)
 
 
-def _stand_in(kind, precision: str, state_form: str):
-    """An Artifact of ``kind`` that exists only to be asked about (its file does not exist)."""
-    from backdrop.core.buckets import DEFAULT_BUCKETS
-    from backdrop.core.contract import io_specs
-    from backdrop.export.artifact import Artifact
-
-    bucket = DEFAULT_BUCKETS.buckets[0]
-    inputs, outputs, states = io_specs(state_form, bucket.height, bucket.width)
-    return Artifact(
-        path=Path(f"stand-in-{kind.name}-{state_form}{kind.suffix}"),
-        format=kind.name,
-        runtime=kind.runtime,
-        precision=precision,
-        state_form=state_form,
-        bucket=bucket,
-        inputs=inputs,
-        outputs=outputs,
-        states=states,
-    )
-
-
 def devices_table() -> str:
     """One row per (device, artifact kind): "yes" or the device's reason, as seen here."""
     from backdrop.device_tests import DEVICES
-    from backdrop.device_tests.base import device_summary
+    from backdrop.device_tests.base import capabilities, device_summary
     from backdrop.export.formats import FORMATS
 
     rows = [
@@ -142,23 +121,10 @@ def devices_table() -> str:
             built = ""
         except Exception as e:  # a device that needs arguments or hardware says why in the table
             device, built = None, f"not built here: {type(e).__name__}: {e}"
-        first = True
-        for fmt_name in FORMATS:
-            fmt = FORMATS.get(fmt_name)
-            for kind in fmt.kinds:
-                if device is None:
-                    answer = built
-                else:
-                    reasons = {sf: device.why_not(_stand_in(kind, fmt.precisions[0], sf)) for sf in kind.state_forms}
-                    if not any(reasons.values()):
-                        answer = "yes"
-                    elif len(set(reasons.values())) == 1:
-                        answer = next(iter(reasons.values()))
-                    else:
-                        answer = "; ".join(f"{sf}: {r or 'yes'}" for sf, r in reasons.items())
-                head = f"`{name}` | {_cell(device_summary(cls))}" if first else " | "
-                rows.append(f"| {head} | `{kind.name}` (`{kind.suffix}`; {', '.join(kind.state_forms)}) | {_cell(answer)} |")
-                first = False
+        answers = [(k, built) for f in FORMATS for k in FORMATS.get(f).kinds] if device is None else capabilities(device)
+        for i, (kind, answer) in enumerate(answers):
+            head = f"`{name}` | {_cell(device_summary(cls))}" if i == 0 else " | "
+            rows.append(f"| {head} | `{kind.name}` (`{kind.suffix}`; {', '.join(kind.state_forms)}) | {_cell(answer)} |")
     system, machine = REFERENCE_PLATFORM
     rows.append("")
     rows.append(

@@ -10,6 +10,7 @@ import typer
 
 from backdrop.core.errors import BackdropError
 from backdrop.orchestration.commands.core import buckets_command, models_command, new_checkpoint_command, predict_command
+from backdrop.orchestration.commands.devices import devices_command
 from backdrop.orchestration.commands.eval import eval_command
 from backdrop.orchestration.commands.export import export_command
 from backdrop.orchestration.commands.options import RegistryHelpCommand, reflow_help
@@ -36,6 +37,7 @@ COMMANDS = {
     "eval": eval_command,
     "export": export_command,
     "parity": parity_command,
+    "devices": devices_command,
     "labels": labels_command,
     "train": train_command,
 }

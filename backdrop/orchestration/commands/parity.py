@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -26,6 +27,9 @@ def parity_command(
         int | None,
         typer.Option("--frames", help="Run only the first N frames of each golden (must include its reset).", min=1),
     ] = None,
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Leave the files pushed to the device there (devices that push: adb).")
+    ] = False,
     fmt: FormatOpt = "text",
 ) -> None:
     """Roll every golden sequence through every artifact the device can run, with the state
@@ -34,26 +38,71 @@ def parity_command(
     Every artifact and golden is first checked against the manifest's sha256 (a modified or
     missing file is named and nothing runs). Writes DIST/reports/parity-<device>.{json,md};
     exits 1 if any artifact misses its threshold. Artifacts the device cannot run are listed
-    as skipped, with the reason.
+    as skipped, with the reason. A device that pushes files (adb) removes them afterwards
+    unless --keep; one that disappears mid-run stops the command (exit 1) with nothing written.
 
     The report names the device (CPU, OS, runtime versions); an emulated device's is marked
     as a functional check, never latency.
 
     Example: backdrop parity --dist dist/android-arm64 --device qemu-arm64 --bucket-names landscape_16x9 --frames 22
 
+    Example (a phone over adb): backdrop parity --dist dist/android-arm64 --device adb:R5CT1234 --bucket-names portrait_9x16
+
     Example (on a Mac): backdrop parity --dist dist/ios-arm64 --device coreml-mac
     """
+    from backdrop.device_tests.base import DeviceLostError, close_device, ready_device
+    from backdrop.device_tests.parity import write_parity_report
+
+    fmt = check_format(fmt)
+    dev = ready_device(device)
+    if keep:
+        if not hasattr(dev, "keep"):
+            raise typer.BadParameter(f"{device} pushes nothing, so there is nothing to keep.", param_hint="--keep")
+        dev.keep = True
+    try:
+        records, skipped = _run_parity(dist, dev, bucket_names, frames, fmt)
+    except DeviceLostError as e:
+        typer.echo(f"error: {e} No report was written.", err=True)
+        raise typer.Exit(1) from e
+    finally:
+        close_device(dev)
+    reports = dist / "reports"
+    reports.mkdir(exist_ok=True)
+    stem = re.sub(r"[^\w.-]+", "-", device)  # adb:HOST:PORT -> adb-HOST-PORT
+    if records:
+        # Written aside, then renamed: the export-time reports/parity.* stay as they were.
+        with tempfile.TemporaryDirectory(dir=reports) as tmp:
+            for p in write_parity_report(records, tmp, dev.describe()):
+                os.replace(p, reports / f"{p.stem}-{stem}{p.suffix}")
+    failed = [r for r in records if not r.passed]
+    if fmt == "json":
+        checked = [r.summary().to_dict() for r in records]
+        typer.echo(json.dumps({"device": device, "checked": checked, "skipped": skipped}, default=str))
+    else:
+        for r in records:
+            typer.echo(f"{'ok  ' if r.passed else 'FAIL'} {r.artifact}: min IoU {r.summary().worst.get('min_iou')}")
+        for s in skipped:
+            typer.echo(f"skip {s['artifact']}: {s['why']}")
+        if records:
+            typer.echo(f"wrote {reports}/parity-{stem}.json and .md")
+        else:
+            typer.echo(f"{device} can run none of the {len(skipped)} artifacts here.")
+    if failed:
+        for r in failed:
+            typer.echo(r.message, err=True)
+        raise typer.Exit(1)
+
+
+def _run_parity(dist: Path, dev, bucket_names: str | None, frames: int | None, fmt: str) -> tuple[list, list[dict]]:
+    """Check every artifact of ``dist`` that ``dev`` runs; (records, skipped)."""
     from tqdm import tqdm
 
     from backdrop.core.buckets import Bucket
-    from backdrop.device_tests.base import ready_device
-    from backdrop.device_tests.parity import check_parity, thresholds_for, write_parity_report
+    from backdrop.device_tests.parity import check_parity, thresholds_for
     from backdrop.export.artifact import artifact_from_manifest
     from backdrop.export.goldens import load_golden
     from backdrop.orchestration.manifest import check_integrity, load_manifest
 
-    fmt = check_format(fmt)
-    dev = ready_device(device)
     manifest = load_manifest(dist / "manifest.json")
     check_integrity(dist, manifest)
     buckets = {b["name"]: Bucket(b["name"], b["height"], b["width"]) for b in manifest["buckets"]}
@@ -71,32 +120,9 @@ def parity_command(
     for name in {a.bucket.name for a in runnable}:
         golden = load_golden(dist / manifest["goldens"][name])
         goldens[name] = golden.prefix(frames) if frames is not None else golden
-    for art in tqdm(runnable, desc=f"parity on {device}", unit="artifact", file=sys.stderr, disable=fmt != "text"):
+    for art in tqdm(runnable, desc=f"parity on {dev.name}", unit="artifact", file=sys.stderr, disable=fmt != "text"):
         records.append(check_parity(art, goldens[art.bucket.name], dev, thresholds_for(art.precision)))
-    reports = dist / "reports"
-    reports.mkdir(exist_ok=True)
-    if records:
-        # Written aside, then renamed: the export-time reports/parity.* stay as they were.
-        with tempfile.TemporaryDirectory(dir=reports) as tmp:
-            for p in write_parity_report(records, tmp, dev.describe()):
-                os.replace(p, reports / f"{p.stem}-{device}{p.suffix}")
-    failed = [r for r in records if not r.passed]
-    if fmt == "json":
-        checked = [r.summary().to_dict() for r in records]
-        typer.echo(json.dumps({"device": device, "checked": checked, "skipped": skipped}, default=str))
-    else:
-        for r in records:
-            typer.echo(f"{'ok  ' if r.passed else 'FAIL'} {r.artifact}: min IoU {r.summary().worst.get('min_iou')}")
-        for s in skipped:
-            typer.echo(f"skip {s['artifact']}: {s['why']}")
-        if records:
-            typer.echo(f"wrote {reports}/parity-{device}.json and .md")
-        else:
-            typer.echo(f"{device} can run none of the {len(skipped)} artifacts here.")
-    if failed:
-        for r in failed:
-            typer.echo(r.message, err=True)
-        raise typer.Exit(1)
+    return records, skipped
 
 
 def _bucket_names(option: str | None, known: list[str]) -> list[str]:
