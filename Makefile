@@ -40,10 +40,10 @@ teacher: $(TEACHER_STAMP) ## create .venv-teacher with the MediaPipe teacher (fo
 	@echo "teacher: $(TEACHER_VENV)/bin/python"
 
 test: $(STAMP) native-runner native-runner-arm64 ## run the fast tests (what CI runs first)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=10
 
 test-slow: $(STAMP) native-runner native-runner-arm64 ## run the slow tests (ExecuTorch lowering of every bucket, ...)
-	$(BIN)/python -m pytest -m slow
+	$(BIN)/python -m pytest -m slow --durations=15
 
 # ruff check only (rules in pyproject.toml [tool.ruff]); no `ruff format --check` yet: about half
 # the files are not in ruff's format.
@@ -58,7 +58,7 @@ adbd-stop: ## stop the adbd that `make adbd` started
 	bash scripts/adbd.sh stop $(ADBD_PORT)
 
 test-adb: $(STAMP) native-runner native-runner-arm64 adbd ## run the adb device's tests against the loopback adbd (starts it)
-	BACKDROP_TEST_ADB_SERIAL=127.0.0.1:$(ADBD_PORT) $(BIN)/python -m pytest -m adb
+	BACKDROP_TEST_ADB_SERIAL=127.0.0.1:$(ADBD_PORT) $(BIN)/python -m pytest -m adb --durations=5
 
 lint: $(STAMP) ## run the linter (ruff check; the rules are in pyproject.toml)
 	$(BIN)/ruff check .

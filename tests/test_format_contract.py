@@ -1,7 +1,8 @@
 """One contract for every registered format, over its state forms x precisions (the registry,
 not a hand-written list, drives the parameters): file names, the kinds of file written, the
 self-description inside each file, determinism, and loading and running one frame where this
-machine has the runtime. Slow: every combination is exported (twice for determinism)."""
+machine has the runtime (the float files: parity over a real golden sequence on the host).
+Slow: every combination is exported (twice for determinism)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,11 @@ import torch
 from backdrop.core.buckets import Bucket
 from backdrop.core.contract import state_rule
 from backdrop.device_tests.base import first_frame_feed
+from backdrop.device_tests.host import HostDevice
+from backdrop.device_tests.parity import check_parity
 from backdrop.export.artifact import Artifact, tree_sha256
 from backdrop.export.formats import FORMATS, ExportRequest
+from backdrop.export.goldens import make_golden
 from backdrop.models import build_model
 from helpers import structure_head
 
@@ -32,6 +36,11 @@ def model(carphone_path):
     return structure_head(build_model("lite").eval(), carphone_path, BUCKET)
 
 
+@pytest.fixture(scope="module")
+def golden(model):
+    return make_golden(model, BUCKET, num_frames=30, reset_at=15)
+
+
 class _Golden:
     """The two fields ``first_frame_feed`` reads: one real-looking frame."""
 
@@ -46,7 +55,7 @@ def _export(model, name, form, precision, out) -> list[Artifact]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name, form, precision", CASES, ids=["-".join(c) for c in CASES])
-def test_format_contract(model, tmp_path, name, form, precision):
+def test_format_contract(model, golden, tmp_path, name, form, precision):
     fmt = FORMATS.get(name)
     made = _export(model, name, form, precision, tmp_path / "a")
     assert [a.format for a in made] == [k.name for k in fmt.kinds if form in k.state_forms]
@@ -65,6 +74,9 @@ def test_format_contract(model, tmp_path, name, form, precision):
             outs = fmt.load(art)(first_frame_feed(art, _Golden()))
             assert [tuple(np.shape(o)) for o in outs] == [s.shape for s in art.outputs]
             assert all(np.isfinite(np.asarray(o, np.float32)).all() for o in outs)
+            if precision == "fp32":  # the float file: parity over a real sequence, state carried, reset
+                rec = check_parity(art, golden, HostDevice())
+                assert rec.passed, rec.message
     if precision == fmt.precisions[0]:
         again = _export(model, name, form, precision, tmp_path / "b")
         for a, b in zip(made, again):

@@ -300,27 +300,6 @@ def test_device_registry():
         get_device("hots")
 
 
-# ---------------------------------------------------------------------------------------------
-# Every registered exporter that runs here, on the lite network (slow: lowering, ORT conversion)
-# ---------------------------------------------------------------------------------------------
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    "fmt, state_form",
-    [("onnx", "explicit"), ("torchscript-lite", "explicit"), ("torchscript-lite", "native"),
-     ("executorch", "explicit"), ("executorch", "native")],
-)
-def test_registered_formats_pass_parity(lite, lite_golden, host, tmp_path, fmt, state_form):
-    from backdrop.export.formats import FORMATS, ExportRequest
-
-    made = FORMATS.get(fmt).export(ExportRequest(lite, BUCKET, state_form, "fp32", tmp_path, fmt))
-    assert made
-    for art in made:  # ONNX also makes its ORT-format twin
-        rec = check_parity(art, lite_golden, host)
-        assert rec.passed, rec.message
-
-
 def test_record_is_plain_data(onnx_explicit, lite_golden, host):
     rec = check_parity(onnx_explicit, lite_golden, host)
     assert isinstance(rec, ParityRecord)
