@@ -33,6 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from backdrop.core.fsutil import file_sha256
 from backdrop.device_tests.base import DEVICES, DeviceDescription, DeviceError, DeviceLostError
 from backdrop.device_tests.host_native import RUNTIMES, HostNativeDevice
 from backdrop.device_tests.qemu_arm64 import QEMU_CPU, default_bundle, default_qemu
@@ -60,14 +61,6 @@ class _Remote:
     pushed: list[str] = field(default_factory=list)
     runs: list[str] = field(default_factory=list)
     description: DeviceDescription | None = None
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _slug(text: str) -> str:
@@ -319,7 +312,7 @@ class AdbDevice(HostNativeDevice):
         """Push local files to remote paths unless there with the same sha256; then check the
         device's sha256 of each against the local one. ``track``: :meth:`close` removes them
         (a run's own files go with its folder instead)."""
-        want = {remote: _sha256(local) for remote, local in files.items()}
+        want = {remote: file_sha256(local) for remote, local in files.items()}
         have = self._remote_hashes(list(files), f"hashing {what} on the device")
         dirs = sorted({str(Path(r).parent) for r in files})
         self._check("mkdir -p " + " ".join(shlex.quote(d) for d in dirs), f"creating folders for {what}")
@@ -344,7 +337,7 @@ class AdbDevice(HostNativeDevice):
         files = {p.name: p for p in sorted(self.bundle.iterdir()) if p.is_file()}
         if remote.machine not in ARM64_MACHINES:
             files["qemu-aarch64"] = self.qemu
-        digest = hashlib.sha256("".join(f"{n} {_sha256(p)}\n" for n, p in files.items()).encode()).hexdigest()[:16]
+        digest = hashlib.sha256("".join(f"{n} {file_sha256(p)}\n" for n, p in files.items()).encode()).hexdigest()[:16]
         folder = f"{REMOTE_ROOT}/bundle-{digest}"
         self._push({f"{folder}/{n}": p for n, p in files.items()}, "the runner bundle")
         remote.bundle_dir = folder
@@ -359,7 +352,7 @@ class AdbDevice(HostNativeDevice):
     def _execute(self, artifact: Artifact, sequence: Path, out: Path, warmup: int) -> None:
         bundle = self._ensure_bundle()
         art_path = Path(artifact.path)
-        blob = f"{REMOTE_ROOT}/blobs/{_sha256(art_path)}{art_path.suffix}"
+        blob = f"{REMOTE_ROOT}/blobs/{file_sha256(art_path)}{art_path.suffix}"
         run = f"{REMOTE_ROOT}/runs/{uuid.uuid4().hex[:12]}"
         self._push({blob: art_path}, artifact.key)
         self._remote.runs.append(run)
@@ -380,9 +373,9 @@ class AdbDevice(HostNativeDevice):
                     raise DeviceError(f"{artifact.key} on {self.name}: the runner wrote no {local.name}.")
                 with self._adb(f"pulling {local.name} of {artifact.key}"):
                     self._device.sync.pull(remote, local)
-                if _sha256(local) != hashes[remote]:
+                if file_sha256(local) != hashes[remote]:
                     raise DeviceError(f"{artifact.key} on {self.name}: {local.name} arrived different from the "
-                                      f"device's copy (sha256 {_sha256(local)}, device {hashes[remote]}).")
+                                      f"device's copy (sha256 {file_sha256(local)}, device {hashes[remote]}).")
         finally:
             if not self.keep and self._state() == "device":
                 self._shell(f"rm -rf {shlex.quote(run)}", "removing the run folder")
