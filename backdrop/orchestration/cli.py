@@ -9,6 +9,7 @@ import sys
 import typer
 
 from backdrop.core.errors import BackdropError
+from backdrop.orchestration.commands.conformance import conformance_command
 from backdrop.orchestration.commands.core import buckets_command, models_command, new_checkpoint_command, predict_command
 from backdrop.orchestration.commands.devices import devices_command
 from backdrop.orchestration.commands.eval import eval_command
@@ -37,6 +38,7 @@ COMMANDS = {
     "eval": eval_command,
     "export": export_command,
     "parity": parity_command,
+    "conformance": conformance_command,
     "devices": devices_command,
     "labels": labels_command,
     "train": train_command,

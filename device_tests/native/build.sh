@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build backdrop-runner (device_tests/native/): build/native/<arch>/backdrop-runner.
+# Build backdrop-runner (device_tests/native/): build/native/<arch>/backdrop-runner, and next to
+# it backdrop-conformance (the runner's preprocessing over a case file: `backdrop conformance`).
 #
 #   build.sh                  for this host, from the project venv's wheels (make native-runner)
 #   build.sh --arch aarch64   cross-compiled on an x86_64 host, plus a self-contained bundle
@@ -12,7 +13,7 @@
 #   1. ORT C headers: Debian trixie `libonnxruntime-dev` (arch-independent headers; 1.21's
 #      C API compiles a program that runs against the wheel's 1.32 library: the C API only
 #      appends), fetched with a private APT configuration under .cache/backdrop-native/apt/
-#      (bookworm main + trixie main; `apt-get -c CONF update`, `apt-get -c CONF download`,
+#      (device_tests/native/debian.sh: bookworm, bookworm-backports and trixie main; `apt-get -c CONF update`, `apt-get -c CONF download`,
 #      `dpkg -x`): nothing is installed and /etc/apt is untouched. Cached: skipped when the
 #      headers are already there.
 #   2. The runtimes in the venv: executorch/{include,lib} and onnxruntime/capi.
@@ -37,7 +38,7 @@
 #   c. qemu: Debian trixie `qemu-user` (10.x: static binaries; bookworm's 7.2 crashes in ORT's
 #      cpuinfo), of which only usr/bin/qemu-aarch64 is kept; copied to
 #      build/native/aarch64/qemu-aarch64.
-#   After the build, build/native/aarch64/bundle/ gets the runner, the runtimes' libraries
+#   After the build, build/native/aarch64/bundle/ gets the runner (and backdrop-conformance), the runtimes' libraries
 #   under their loader names and glibc's loader and libraries from the cross sysroot (the
 #   NEEDED closure): it runs with no sysroot, on qemu or on an arm64 device without glibc:
 #     build/native/aarch64/qemu-aarch64 -cpu cortex-a76 build/native/aarch64/bundle/ld-linux-aarch64.so.1 \
@@ -96,73 +97,21 @@ step_done() {  # step_done NAME: print how long the step since the last call too
 [ -x "$PY" ] || die "$PY not found: run 'make install' first (or VENV=/path/to/venv)."
 command -v "$CMAKE" >/dev/null || die "cmake not found (apt-get install cmake, or pip install cmake)."
 
-# ---- the private APT configuration: set up and updated at most once a run, and only when
-# something must be downloaded; its package lists are removed again on exit ------------------
-APT="$CACHE/apt"
-APT_CONF="$APT/apt.conf"
-APT_READY=0
-apt_cleanup() { if [ "$APT_READY" = 1 ]; then rm -rf "$APT/state/lists"; fi; }
-trap apt_cleanup EXIT
-apt_ready() {
-    [ "$APT_READY" = 1 ] && return 0
-    command -v apt-get >/dev/null && command -v dpkg >/dev/null \
-        || die "apt-get and dpkg are needed once to fetch Debian packages (ORT headers; for aarch64 the cross compiler and qemu)."
-    mkdir -p "$APT/etc/apt.conf.d" "$APT/etc/sources.list.d" "$APT/etc/preferences.d" \
-        "$APT/etc/trusted.gpg.d" "$APT/state/lists/partial" "$APT/cache/archives/partial" "$CACHE/debs"
-    : > "$APT/state/status"
-    local mirror="${BACKDROP_DEBIAN_MIRROR:-}"
-    if [ -z "$mirror" ]; then
-        # The first non-security Debian URI this machine already uses (deb822 or one-line form).
-        mirror="$( { grep -hs -E '^\s*URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}';
-                     grep -hs -E '^\s*deb\s' /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
-                       | sed -E 's/\[[^]]*\]//' | awk '{print $2}'; } \
-                   | grep -v -i security | grep -i debian | head -n1 || true)"
-        mirror="${mirror:-http://deb.debian.org/debian}"
-    fi
-    local keyring=/usr/share/keyrings/debian-archive-keyring.gpg
-    [ -r "$keyring" ] || die "$keyring not found (Debian's debian-archive-keyring package)."
-    # bookworm: the cross compiler (GCC 12 and glibc 2.36, as on the host); trixie:
-    # libonnxruntime-dev (not in bookworm) and qemu-user 10 (bookworm's 7.2 is too old).
-    printf 'deb [signed-by=%s] %s %s main\n' "$keyring" "${mirror%/}" bookworm "$keyring" "${mirror%/}" trixie \
-        > "$APT/etc/sources.list"
-    cat > "$APT_CONF" <<CONF
-Dir::Etc "$APT/etc";
-Dir::Etc::sourcelist "$APT/etc/sources.list";
-Dir::Etc::sourceparts "$APT/etc/sources.list.d";
-Dir::Etc::parts "$APT/etc/apt.conf.d";
-Dir::Etc::preferences "$APT/etc/preferences";
-Dir::Etc::preferencesparts "$APT/etc/preferences.d";
-Dir::Etc::trusted "$APT/etc/trusted.gpg";
-Dir::Etc::trustedparts "$APT/etc/trusted.gpg.d";
-Dir::State "$APT/state";
-Dir::State::lists "$APT/state/lists";
-Dir::State::status "$APT/state/status";
-Dir::Cache "$APT/cache";
-APT::Architectures { "$(dpkg --print-architecture)"; };
-APT::Default-Release "bookworm";
-APT::Sandbox::User "root";
-Acquire::Languages "none";
-CONF
-    apt-get -q -c "$APT_CONF" update >"$CACHE/apt-update.log" 2>&1 \
-        || { tail -n 20 "$CACHE/apt-update.log" >&2; die "apt-get update with $APT_CONF failed (log: $CACHE/apt-update.log)."; }
-    APT_READY=1
-    step_done "apt-get update (bookworm + trixie lists)"
-}
-apt_download() {  # apt_download DIR LOG PKG...: apt-get download PKG... into DIR
-    local dir="$1" log="$2"; shift 2
-    mkdir -p "$dir"
-    (cd "$dir" && apt-get -q -c "$APT_CONF" download "$@" >"$log" 2>&1) \
-        || { tail -n 20 "$log" >&2; die "apt-get download $* failed (log: $log)."; }
-}
+# ---- the private APT configuration (device_tests/native/debian.sh): set up and updated at most
+# once a run, and only when something must be downloaded; its package lists go again on exit ----
+DEBIAN_APT="$CACHE/apt"
+# shellcheck source=debian.sh
+. "$ROOT/device_tests/native/debian.sh"
+mkdir -p "$CACHE/debs"
 
 # ---- 1. ONNX Runtime C headers from Debian trixie -------------------------------------------
 ORT_HDR_ROOT="$CACHE/ort-headers"
 find_ort_header() { find "$ORT_HDR_ROOT" -name onnxruntime_c_api.h -print -quit 2>/dev/null || true; }
 ORT_C_API_H="$(find_ort_header)"
 if [ -z "$ORT_C_API_H" ]; then
-    apt_ready
+    debian_ready
     rm -f "$CACHE/debs"/libonnxruntime-dev_*.deb
-    apt_download "$CACHE/debs" "$CACHE/apt-download.log" libonnxruntime-dev/trixie
+    debian_download "$CACHE/debs" "$CACHE/apt-download.log" libonnxruntime-dev/trixie
     deb="$(ls "$CACHE/debs"/libonnxruntime-dev_*.deb | head -n1)"
     rm -rf "$ORT_HDR_ROOT.tmp" && dpkg -x "$deb" "$ORT_HDR_ROOT.tmp" && rm -rf "$ORT_HDR_ROOT" && mv "$ORT_HDR_ROOT.tmp" "$ORT_HDR_ROOT"
     ORT_C_API_H="$(find_ort_header)"
@@ -180,38 +129,10 @@ if [ "$CROSS" = 1 ]; then
     CROSS_DEBS="$CACHE/debs/cross-aarch64"
     CROSS_STAMP="$CROSS_ROOT/.backdrop-debs"  # the .debs unpacked there, written last
     if [ ! -f "$CROSS_STAMP" ]; then
-        apt_ready
         # What apt would install here: the cross packages plus the host libraries this machine
         # lacks (resolved against a copy of its dpkg status, only read).
-        if [ -r /var/lib/dpkg/status ]; then cp /var/lib/dpkg/status "$APT/state/host-status"
-        else : > "$APT/state/host-status"; fi
-        apt-get -q -c "$APT_CONF" -o Dir::State::status="$APT/state/host-status" -o Debug::NoLocking=1 \
-            -s install g++-aarch64-linux-gnu >"$CACHE/cross-resolve.log" 2>&1 \
-            || { tail -n 20 "$CACHE/cross-resolve.log" >&2; die "apt could not resolve g++-aarch64-linux-gnu (log: $CACHE/cross-resolve.log)."; }
-        rm -f "$APT/state/host-status"
-        # "Inst NAME [OLD] (VERSION SUITE... [ARCH])" -> "NAME VERSION ARCH"
-        mapfile -t cross_pkgs < <(awk '$1 == "Inst" { l = $0; sub(/^[^(]*\(/, "", l); n = split(l, f, " ");
-                                       a = f[n]; gsub(/[][()]/, "", a); print $2, f[1], a }' "$CACHE/cross-resolve.log")
-        [ "${#cross_pkgs[@]}" -gt 0 ] || die "apt resolved nothing for g++-aarch64-linux-gnu (log: $CACHE/cross-resolve.log)."
-        mkdir -p "$CROSS_DEBS"
-        want=() files=()
-        for p in "${cross_pkgs[@]}"; do
-            read -r name ver arch <<<"$p"
-            f="${name}_${ver//:/%3a}_${arch}.deb"   # the file name apt-get download writes
-            files+=("$f")
-            [ -s "$CROSS_DEBS/$f" ] || want+=("$name=$ver")
-        done
-        [ "${#want[@]}" -eq 0 ] || apt_download "$CROSS_DEBS" "$CACHE/cross-download.log" "${want[@]}"
-        step_done "download cross compiler (${#want[@]} of ${#files[@]} .debs)"
-        rm -rf "$CROSS_ROOT.tmp" && mkdir -p "$CROSS_ROOT.tmp"
-        for f in "${files[@]}"; do
-            [ -s "$CROSS_DEBS/$f" ] || die "$CROSS_DEBS/$f missing after apt-get download (log: $CACHE/cross-download.log)."
-            dpkg -x "$CROSS_DEBS/$f" "$CROSS_ROOT.tmp"
-        done
-        printf '%s\n' "${files[@]}" > "$CROSS_ROOT.tmp/.backdrop-debs"
-        rm -rf "$CROSS_ROOT" && mv "$CROSS_ROOT.tmp" "$CROSS_ROOT"
+        debian_fetch_unpack "$CROSS_ROOT" "$CROSS_DEBS" "$CACHE/cross-download.log" g++-aarch64-linux-gnu
         echo "[build.sh] cross compiler: $(grep -m1 '^g++-aarch64-linux-gnu_' "$CROSS_STAMP" || true), $(du -sh "$CROSS_DEBS" | cut -f1) of .debs"
-        step_done "unpack cross compiler"
     else
         step_done "cross compiler (cached, $(wc -l <"$CROSS_STAMP") .debs)"
     fi
@@ -281,9 +202,9 @@ PYEOF
     QEMU_DIR="$CACHE/qemu-user"
     QEMU_BIN="$QEMU_DIR/qemu-aarch64"
     if [ ! -x "$QEMU_BIN" ]; then
-        apt_ready
+        debian_ready
         rm -f "$CACHE/debs"/qemu-user_*.deb
-        apt_download "$CACHE/debs" "$CACHE/qemu-download.log" qemu-user/trixie
+        debian_download "$CACHE/debs" "$CACHE/qemu-download.log" qemu-user/trixie
         deb="$(ls "$CACHE/debs"/qemu-user_*.deb | head -n1)"
         step_done "download qemu-user ($(du -h "$deb" | cut -f1))"
         rm -rf "$QEMU_DIR.tmp" && mkdir -p "$QEMU_DIR.tmp"
@@ -356,24 +277,25 @@ step_done "cmake build (-j $JOBS)"
 
 if [ "$CROSS" = 0 ]; then
     "$OUT/backdrop-runner" --version >/dev/null || die "$OUT/backdrop-runner does not start."
+    "$OUT/backdrop-conformance" --version >/dev/null || die "$OUT/backdrop-conformance does not start."
     awk -v a="$T_ALL" -v b="$(now)" 'BEGIN { printf "[build.sh] %-40s %6.1f s\n", "total", b - a }'
     echo "$OUT/backdrop-runner"
     exit 0
 fi
 
 # ---- 5. (aarch64) the self-contained bundle ---------------------------------------------------
-# The runner, the runtimes' libraries under the names the loader wants, and from the cross
+# The runner and backdrop-conformance, the runtimes' libraries under the names the loader wants, and from the cross
 # sysroot glibc's loader and every library in the NEEDED closure (libc, libm, libstdc++,
 # libgcc_s, and libpthread / libdl / librt where the wheels' libraries, built for glibc 2.28,
 # still name them). Copies, not links: the folder is what gets pushed to a device.
 BUNDLE="$OUT/bundle"
 rm -rf "$BUNDLE.tmp" && mkdir -p "$BUNDLE.tmp"
-cp "$OUT/backdrop-runner" "$BUNDLE.tmp/"
+cp "$OUT/backdrop-runner" "$OUT/backdrop-conformance" "$BUNDLE.tmp/"
 interp="$("$XREADELF" -l "$OUT/backdrop-runner" | sed -n 's/.*Requesting program interpreter: \(.*\)\]$/\1/p')"
 [ -n "$interp" ] && [ -f "$CROSS_LIB/$(basename "$interp")" ] || die "the runner's loader ${interp:-?} is not in $CROSS_LIB."
 loader="$(basename "$interp")"
 cp -L "$CROSS_LIB/$loader" "$BUNDLE.tmp/"
-queue=("$BUNDLE.tmp/backdrop-runner")
+queue=("$BUNDLE.tmp/backdrop-runner" "$BUNDLE.tmp/backdrop-conformance")
 while [ "${#queue[@]}" -gt 0 ]; do
     f="${queue[0]}"; queue=("${queue[@]:1}")
     for n in $("$XREADELF" -d "$f" | sed -n 's/.*(NEEDED).*\[\(.*\)\]$/\1/p'); do
@@ -401,6 +323,8 @@ step_done "bundle ${BUNDLE#"$ROOT"/}"
 
 RUN_BUNDLE=("$OUT/qemu-aarch64" -cpu cortex-a76 "$BUNDLE/$loader" --library-path "$BUNDLE" "$BUNDLE/backdrop-runner")
 "${RUN_BUNDLE[@]}" --version >/dev/null || die "the bundle does not start under qemu: ${RUN_BUNDLE[*]} --version"
+"${RUN_BUNDLE[@]:0:${#RUN_BUNDLE[@]}-1}" "$BUNDLE/backdrop-conformance" --version >/dev/null \
+    || die "the bundle's backdrop-conformance does not start under qemu."
 step_done "bundle --version under qemu"
 awk -v a="$T_ALL" -v b="$(now)" 'BEGIN { printf "[build.sh] %-40s %6.1f s\n", "total", b - a }'
 echo "[build.sh] the bundle, with no sysroot:"

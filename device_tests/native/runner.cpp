@@ -2,12 +2,21 @@
 // exactly as an app does, and writes the masks and a timing report.
 //
 //   backdrop-runner --artifact PATH --kind executorch|onnx|ort --state-form explicit|native
-//                   --sequence SEQ.bin --out DIR [--threads N] [--warmup W]
+//                   --sequence SEQ.bin --out DIR [--threads N] [--warmup W] [--e2e]
 //
 // The sequence file (little-endian, version 1): "BDSQ"; uint32 version = 1; uint32 state_form
 // (0 explicit, 1 native); uint32 n_frames; uint32 channels (= 3); uint32 height; uint32 width;
 // n_frames uint8 resets (0/1); n_frames * 3 * height * width float32 frames (NCHW, N = 1: the
-// Y, U, V planes, bucket-sized, / 255).
+// Y, U, V planes, bucket-sized, / 255). Version 2 (device_tests/sequence.py) appends the camera
+// buffers: 12 uint32 (layout 0 NV21 / 1 NV12 / 2 I420, color_range 0 full / 1 video, camera
+// width, camera height, row_stride (0 packed), buffer_bytes B, placement scaled_height,
+// scaled_width, pad_top, pad_bottom, pad_left, pad_right), then n_frames * B bytes.
+//
+// End-to-end (--e2e, version 2 only): each frame's model input is made from its camera buffer
+// by preprocess.cpp (bit-exact with the Python reference: `backdrop conformance --impl native`)
+// instead of read from the file, and each mask is mapped back to the camera frame (from_bucket)
+// into DIR/camera_masks.f32 (n_frames x camera height x width float32); report.json then has
+// per-frame preprocess_ms and postprocess_ms next to per_frame_ms (the model call).
 //
 // State (backdrop/core/contract.py, device_tests/base.py feedback_loop):
 //   explicit: prev_mask = zeros(1, 1, H, W) on frame 0 and where resets[i] == 1, else the
@@ -39,6 +48,7 @@
 #include <vector>
 
 #include "backend.h"
+#include "preprocess.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "backdrop-runner reads and writes little-endian float32 in place: a big-endian host needs byte swaps"
@@ -66,15 +76,18 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: backdrop-runner --artifact PATH --kind executorch|onnx|ort --state-form explicit|native\n"
-    "                       --sequence SEQ.bin --out DIR [--threads N] [--warmup W]\n"
+    "                       --sequence SEQ.bin --out DIR [--threads N] [--warmup W] [--e2e]\n"
     "Runs the artifact over every frame of the sequence with the state carried as an app does;\n"
     "writes DIR/masks.f32 and DIR/report.json. Exit 0 ok, 2 bad input, 3 runtime failure.\n"
+    "--e2e (version-2 sequences): preprocess each camera buffer here and map each mask back\n"
+    "(DIR/camera_masks.f32), timing preprocess, model and postprocess per frame.\n"
     "BACKDROP_RUNNER_VERBOSE=1 echoes the runtimes' own log lines on stderr.\n";
 
 struct Args {
   std::string artifact, kind, state_form, sequence, out;
   int threads = 0;
   int warmup = 0;
+  bool e2e = false;
 };
 
 int parse_count(const std::string& flag, const std::string& value) {
@@ -97,6 +110,10 @@ Args parse_args(int argc, char** argv) {
     if (flag == "--version") {
       std::printf("backdrop-runner %s\n", BACKDROP_RUNNER_VERSION);
       std::exit(0);
+    }
+    if (flag == "--e2e") {
+      a.e2e = true;
+      continue;
     }
     const auto eq = flag.find('=');
     if (flag.rfind("--", 0) == 0 && eq != std::string::npos) {
@@ -130,13 +147,23 @@ Args parse_args(int argc, char** argv) {
 
 // ---- the sequence file -----------------------------------------------------------------------
 
+struct Camera {  // version 2
+  pre::Layout layout = pre::Layout::kNV21;
+  pre::ColorRange range = pre::ColorRange::kFull;
+  uint32_t width = 0, height = 0, row_stride = 0, buffer_bytes = 0;
+  uint32_t placement[6] = {};  // scaled_height, scaled_width, pad_top, pad_bottom, pad_left, pad_right
+  std::vector<uint8_t> buffers;  // n_frames * buffer_bytes
+};
+
 struct Sequence {
-  uint32_t n_frames = 0, height = 0, width = 0;
+  uint32_t version = 1, n_frames = 0, height = 0, width = 0;
   StateForm state_form = StateForm::kExplicit;
   std::vector<uint8_t> resets;
   std::vector<float> frames;  // n_frames * 3 * height * width
+  Camera camera;
 
   const float* frame(size_t i) const { return frames.data() + i * 3 * size_t(height) * width; }
+  const uint8_t* buffer(size_t i) const { return camera.buffers.data() + i * size_t(camera.buffer_bytes); }
 };
 
 uint32_t le32(const unsigned char* p) {
@@ -165,7 +192,7 @@ Sequence read_sequence(const std::string& path, StateForm want_form) {
   auto field = [&](const char* name, const std::string& what) {
     bad_input("sequence file " + path + ": field " + name + " " + what);
   };
-  if (version != 1) field("version", "is " + std::to_string(version) + ", this runner reads version 1");
+  if (version != 1 && version != 2) field("version", "is " + std::to_string(version) + ", this runner reads versions 1 and 2");
   if (form > 1) field("state_form", "is " + std::to_string(form) + ", expected 0 (explicit) or 1 (native)");
   Sequence s;
   s.state_form = form == 0 ? StateForm::kExplicit : StateForm::kNative;
@@ -178,6 +205,31 @@ Sequence read_sequence(const std::string& path, StateForm want_form) {
     field(h == 0 || h > 16384 ? "height" : "width", "is " + std::to_string(h == 0 || h > 16384 ? h : w) + ", expected 1..16384");
   const uint64_t plane = uint64_t(h) * w;
   const uint64_t want = kHeader + uint64_t(n) + uint64_t(n) * 3 * plane * sizeof(float);
+  s.version = version;
+  if (version == 2) {  // the camera block follows the frames
+    constexpr size_t kCamera = 48;
+    if (bytes.size() < want + kCamera)
+      bad_input("sequence file " + path + ": " + std::to_string(bytes.size()) + " bytes, too short for a version-2 file with " +
+                std::to_string(n) + " frames of " + std::to_string(h) + "x" + std::to_string(w) + " and its camera block");
+    const unsigned char* c = bytes.data() + want;
+    const uint32_t layout = le32(c), range = le32(c + 4);
+    if (layout > 2) field("camera layout", "is " + std::to_string(layout) + ", expected 0 (NV21), 1 (NV12) or 2 (I420)");
+    if (range > 1) field("camera color_range", "is " + std::to_string(range) + ", expected 0 (full) or 1 (video)");
+    s.camera.layout = static_cast<pre::Layout>(layout);
+    s.camera.range = static_cast<pre::ColorRange>(range);
+    s.camera.width = le32(c + 8);
+    s.camera.height = le32(c + 12);
+    s.camera.row_stride = le32(c + 16);
+    s.camera.buffer_bytes = le32(c + 20);
+    for (int k = 0; k < 6; ++k) s.camera.placement[k] = le32(c + 24 + 4 * k);
+    const uint64_t total = want + kCamera + uint64_t(n) * s.camera.buffer_bytes;
+    if (bytes.size() != total)
+      bad_input("sequence file " + path + ": " + std::to_string(bytes.size()) + " bytes, but the header and camera block (" +
+                std::to_string(n) + " buffers of " + std::to_string(s.camera.buffer_bytes) + " bytes) need " +
+                std::to_string(total));
+    s.camera.buffers.assign(bytes.begin() + static_cast<std::ptrdiff_t>(want + kCamera), bytes.end());
+    bytes.resize(want);  // the v1 part, checked below
+  }
   if (bytes.size() != want)
     bad_input("sequence file " + path + ": " + std::to_string(bytes.size()) + " bytes, but the header (n_frames " +
               std::to_string(n) + ", channels 3, height " + std::to_string(h) + ", width " + std::to_string(w) +
@@ -246,8 +298,15 @@ std::string cpu_model() {
 
 struct Timings {
   double load_ms = 0;
-  std::vector<double> per_frame_ms;
+  std::vector<double> per_frame_ms;                   // the model call
+  std::vector<double> preprocess_ms, postprocess_ms;  // --e2e
 };
+
+std::string json_list(const std::vector<double>& v) {
+  std::string out = "[";
+  for (size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + json_number(v[i]);
+  return out + "]";
+}
 
 std::string report_json(const Args& a, const Sequence& s, const Backend& backend, const Timings& t) {
   struct utsname u {};
@@ -268,9 +327,15 @@ std::string report_json(const Args& a, const Sequence& s, const Backend& backend
   j << "  \"threads\": " << a.threads << ",\n";
   j << "  \"warmup\": " << a.warmup << ",\n";
   j << "  \"load_ms\": " << json_number(t.load_ms) << ",\n";
-  j << "  \"per_frame_ms\": [";
-  for (size_t i = 0; i < t.per_frame_ms.size(); ++i) j << (i ? ", " : "") << json_number(t.per_frame_ms[i]);
-  j << "],\n";
+  j << "  \"per_frame_ms\": " << json_list(t.per_frame_ms) << ",\n";
+  j << "  \"e2e\": " << (a.e2e ? "true" : "false") << ",\n";
+  if (a.e2e) {
+    j << "  \"preprocess_ms\": " << json_list(t.preprocess_ms) << ",\n";
+    j << "  \"postprocess_ms\": " << json_list(t.postprocess_ms) << ",\n";
+    j << "  \"camera\": {\"layout\": " << json_string(pre::layout_name(s.camera.layout))
+      << ", \"color_range\": " << json_string(pre::range_name(s.camera.range)) << ", \"height\": " << s.camera.height
+      << ", \"width\": " << s.camera.width << ", \"row_stride\": " << s.camera.row_stride << "},\n";
+  }
   j << "  \"runtime\": {\"name\": " << json_string(backend.runtime_name())
     << ", \"version\": " << json_string(backend.runtime_version()) << "},\n";
   j << "  \"device\": {\"machine\": " << json_string(machine) << ", \"cpu\": " << json_string(cpu_model())
@@ -291,6 +356,29 @@ int run(int argc, char** argv) {
   const Args a = parse_args(argc, argv);
   const StateForm form = a.state_form == "explicit" ? StateForm::kExplicit : StateForm::kNative;
   const Sequence seq = read_sequence(a.sequence, form);
+  if (a.e2e && seq.version != 2)
+    bad_input("--e2e needs a version-2 sequence file (with camera buffers); " + a.sequence + " is version " +
+              std::to_string(seq.version));
+  pre::Placement placement;
+  if (a.e2e) {
+    const Camera& c = seq.camera;
+    try {
+      placement = pre::plan(c.height, c.width, seq.height, seq.width);
+      if (pre::camera_buffer_size(c.layout, c.width, c.height, c.row_stride) != c.buffer_bytes)
+        throw pre::PreprocessError("buffer_bytes " + std::to_string(c.buffer_bytes) + " is not the size of a " +
+                                   pre::layout_name(c.layout) + " buffer of " + std::to_string(c.width) + "x" +
+                                   std::to_string(c.height) + " with row_stride " + std::to_string(c.row_stride));
+    } catch (const pre::PreprocessError& e) {
+      bad_input("sequence file " + a.sequence + ": camera block: " + e.what());
+    }
+    const int64_t mine[6] = {placement.scaled_height, placement.scaled_width, placement.pad_top,
+                             placement.pad_bottom, placement.pad_left, placement.pad_right};
+    for (int k = 0; k < 6; ++k)
+      if (mine[k] != int64_t(c.placement[k]))
+        bad_input("sequence file " + a.sequence + ": camera block: placement field " + std::to_string(k) + " is " +
+                  std::to_string(c.placement[k]) + " but preprocess.cpp plans " + std::to_string(mine[k]) +
+                  " (fields: scaled_height, scaled_width, pad_top, pad_bottom, pad_left, pad_right)");
+  }
   std::error_code ec;
   std::filesystem::create_directories(a.out, ec);
   if (ec || !std::filesystem::is_directory(a.out)) bad_input("--out " + a.out + " is not a folder that can be created");
@@ -323,18 +411,41 @@ int run(int argc, char** argv) {
     backend->run(seq.frame(0), explicit_form ? state.data() : &reset_on, scratch.data(), next.data());
   }
   timings.per_frame_ms.reserve(seq.n_frames);
+  const size_t camera_plane = size_t(seq.camera.height) * seq.camera.width;
+  std::vector<float> camera_masks(a.e2e ? size_t(seq.n_frames) * camera_plane : 0), input, camera_mask;
+  std::vector<uint8_t> yuv;
   for (uint32_t i = 0; i < seq.n_frames; ++i) {
     const bool reset = i == 0 || seq.resets[i] != 0;
     if (explicit_form && reset) std::fill(state.begin(), state.end(), 0.0f);
     const float* second = explicit_form ? state.data() : (reset ? &reset_on : &reset_off);
+    const float* frame = seq.frame(i);
+    if (a.e2e) {  // camera buffer -> YUV444 -> model input, as the app does
+      const auto tp = Clock::now();
+      try {
+        pre::to_yuv444(seq.buffer(i), seq.camera.buffer_bytes, seq.camera.layout, seq.camera.width, seq.camera.height,
+                       seq.camera.row_stride, seq.camera.range, yuv);
+      } catch (const pre::PreprocessError& e) {
+        bad_input("sequence file " + a.sequence + ": camera buffer " + std::to_string(i) + ": " + e.what());
+      }
+      pre::model_input(yuv.data(), placement, input);
+      frame = input.data();
+      timings.preprocess_ms.push_back(ms(tp, Clock::now()));
+    }
     const auto t0 = Clock::now();
-    backend->run(seq.frame(i), second, masks.data() + i * plane, next.data());
+    backend->run(frame, second, masks.data() + i * plane, next.data());
     timings.per_frame_ms.push_back(ms(t0, Clock::now()));
+    if (a.e2e) {  // the mask back to the camera frame
+      const auto tq = Clock::now();
+      pre::from_bucket(masks.data() + i * plane, placement, camera_mask);
+      std::copy(camera_mask.begin(), camera_mask.end(), camera_masks.begin() + static_cast<std::ptrdiff_t>(i * camera_plane));
+      timings.postprocess_ms.push_back(ms(tq, Clock::now()));
+    }
     if (explicit_form) state.swap(next);
   }
 
   const std::filesystem::path out(a.out);
   write_file(out / "masks.f32", masks.data(), masks.size() * sizeof(float));
+  if (a.e2e) write_file(out / "camera_masks.f32", camera_masks.data(), camera_masks.size() * sizeof(float));
   const std::string report = report_json(a, seq, *backend, timings);
   write_file(out / "report.json", report.data(), report.size());
   return 0;

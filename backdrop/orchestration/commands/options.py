@@ -102,7 +102,14 @@ def target_choices_help() -> str:
     return "The deployment target: " + "; ".join(f"{n} ({TARGETS.get(n).description})" for n in TARGETS.names()) + "."
 
 
-REGISTRY_HELP = {"target": target_choices_help, "device": device_choices_help}
+def impl_choices_help() -> str:
+    """``--impl`` help listing the registered preprocessing implementations (``backdrop conformance``)."""
+    from backdrop.device_tests.conformance import implementation_summaries
+
+    return "The implementation to check: " + "; ".join(f"{n} ({s})" for n, s in implementation_summaries().items()) + "."
+
+
+REGISTRY_HELP = {"target": target_choices_help, "device": device_choices_help, "impl": impl_choices_help}
 """Options whose help lists a registry's entries. The registries import the runtimes (seconds),
 so the list is filled in only when help is shown (:class:`RegistryHelpCommand`), never at
 start-up."""
