@@ -36,3 +36,39 @@ def lite_checkpoint(tmp_path_factory):
     path = tmp_path_factory.mktemp("ckpt") / "lite.pt"
     save_checkpoint(model, path, meta={"trained": False})
     return path
+
+
+# One small network exported once for the device tests (host-native, qemu-arm64, adb): the
+# `lite` variant with a head fitted to the carphone clip at a 64x96 bucket, its golden (30
+# frames, reset at 15) and its fp32 artifacts: ExecuTorch explicit and native, ONNX + ORT.
+LITE_BUCKET_HW = (64, 96)
+
+
+@pytest.fixture(scope="session")
+def lite_64x96(carphone_path):
+    from backdrop.core.buckets import Bucket
+    from backdrop.models import build_model
+    from helpers import structure_head
+
+    torch.manual_seed(0)
+    return structure_head(build_model("lite").eval(), carphone_path, Bucket("t", *LITE_BUCKET_HW))
+
+
+@pytest.fixture(scope="session")
+def lite_64x96_golden(lite_64x96):
+    from backdrop.core.buckets import Bucket
+    from backdrop.export.goldens import make_golden
+
+    return make_golden(lite_64x96, Bucket("t", *LITE_BUCKET_HW), num_frames=30, reset_at=15)
+
+
+@pytest.fixture(scope="session")
+def lite_64x96_fp32(lite_64x96, tmp_path_factory):
+    from backdrop.core.buckets import Bucket
+    from backdrop.export.formats import FORMATS, ExportRequest
+
+    out = tmp_path_factory.mktemp("lite-64x96-fp32")
+    arts = []
+    for name, form in (("executorch", "explicit"), ("executorch", "native"), ("onnx", "explicit")):
+        arts += FORMATS.get(name).export(ExportRequest(lite_64x96, Bucket("t", *LITE_BUCKET_HW), form, "fp32", out, name))
+    return arts

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from backdrop.core.buckets import Bucket
 from backdrop.core.errors import RegistryError
@@ -25,10 +24,6 @@ from backdrop.device_tests.adb_device import REMOTE_ROOT, AdbDevice
 from backdrop.device_tests.base import DeviceError, DeviceLostError, close_device
 from backdrop.device_tests.parity import check_parity
 from backdrop.device_tests.qemu_arm64 import QemuArm64Device
-from backdrop.export.formats import FORMATS, ExportRequest
-from backdrop.export.goldens import make_golden
-from backdrop.models import build_model
-from helpers import structure_head
 
 ROOT = Path(__file__).resolve().parents[1]
 ADBD = ROOT / "scripts" / "adbd.sh"
@@ -57,22 +52,15 @@ def serial():
 
 
 @pytest.fixture(scope="module")
-def lite(carphone_path):
-    torch.manual_seed(0)
-    return structure_head(build_model("lite").eval(), carphone_path, BUCKET)
+def golden(lite_64x96_golden):
+    return lite_64x96_golden.prefix(PREFIX)
 
 
 @pytest.fixture(scope="module")
-def golden(lite):
-    return make_golden(lite, BUCKET, num_frames=N, reset_at=RESET_AT).prefix(PREFIX)
-
-
-@pytest.fixture(scope="module")
-def exported(lite, tmp_path_factory):
-    out = tmp_path_factory.mktemp("adb")
-    arts = FORMATS.get("executorch").export(ExportRequest(lite, BUCKET, "native", "fp32", out, "executorch"))
-    arts += FORMATS.get("onnx").export(ExportRequest(lite, BUCKET, "explicit", "fp32", out, "onnx"))
-    return arts
+def exported(lite_64x96_fp32):
+    """ExecuTorch native, then the ONNX file (conftest exports them once for the device tests)."""
+    by = {(a.format, a.state_form): a for a in lite_64x96_fp32}
+    return [by["executorch", "native"], by["onnx", "explicit"]]
 
 
 @pytest.mark.adb

@@ -8,7 +8,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from backdrop.core.buckets import Bucket
 from backdrop.device_tests import get_device
@@ -20,7 +19,6 @@ from backdrop.device_tests.sequence import MAGIC, read_masks, read_sequence_head
 from backdrop.export.formats import FORMATS, ExportRequest
 from backdrop.export.goldens import make_golden
 from backdrop.models import build_model
-from helpers import structure_head
 
 BUCKET = Bucket("t", 64, 96)
 N, RESET_AT = 30, 15
@@ -34,24 +32,19 @@ def native():
 
 
 @pytest.fixture(scope="module")
-def lite(carphone_path):
-    torch.manual_seed(0)
-    return structure_head(build_model("lite").eval(), carphone_path, BUCKET)
+def lite(lite_64x96):
+    return lite_64x96
 
 
 @pytest.fixture(scope="module")
-def golden(lite):
-    return make_golden(lite, BUCKET, num_frames=N, reset_at=RESET_AT)
+def golden(lite_64x96_golden):
+    return lite_64x96_golden
 
 
 @pytest.fixture(scope="module")
-def exported(lite, tmp_path_factory):
-    """fp32 ExecuTorch (both state forms) and ONNX + ORT, as the export writes them."""
-    out = tmp_path_factory.mktemp("native")
-    arts = []
-    for name, form in (("executorch", "explicit"), ("executorch", "native"), ("onnx", "explicit")):
-        arts += FORMATS.get(name).export(ExportRequest(lite, BUCKET, form, "fp32", out, name))
-    return arts
+def exported(lite_64x96_fp32):
+    """fp32 ExecuTorch (both state forms) and ONNX + ORT, as the export writes them (conftest)."""
+    return lite_64x96_fp32
 
 
 def test_sequence_file_round_trips(golden, tmp_path):

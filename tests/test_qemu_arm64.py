@@ -9,7 +9,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from backdrop.core.buckets import Bucket
 from backdrop.device_tests import get_device
@@ -17,10 +16,7 @@ from backdrop.device_tests.base import DeviceError
 from backdrop.device_tests.host import HostDevice
 from backdrop.device_tests.parity import check_parity
 from backdrop.device_tests.qemu_arm64 import QemuArm64Device
-from backdrop.export.formats import FORMATS, ExportRequest
-from backdrop.export.goldens import GoldenError, make_golden
-from backdrop.models import build_model
-from helpers import structure_head
+from backdrop.export.goldens import GoldenError
 
 BUCKET = Bucket("t", 64, 96)
 N, RESET_AT = 30, 15
@@ -35,17 +31,15 @@ def qemu():
 
 
 @pytest.fixture(scope="module")
-def golden(carphone_path):
-    torch.manual_seed(0)
-    model = structure_head(build_model("lite").eval(), carphone_path, BUCKET)
-    return model, make_golden(model, BUCKET, num_frames=N, reset_at=RESET_AT)
+def golden(lite_64x96, lite_64x96_golden):
+    return lite_64x96, lite_64x96_golden
 
 
-def test_arm64_runner_matches_the_python_host(qemu, golden, tmp_path):
-    model, g = golden
+def test_arm64_runner_matches_the_python_host(qemu, golden, lite_64x96_fp32):
+    _, g = golden
     g = g.prefix(PREFIX)
-    arts = FORMATS.get("executorch").export(ExportRequest(model, BUCKET, "native", "fp32", tmp_path, "executorch"))
-    arts += FORMATS.get("onnx").export(ExportRequest(model, BUCKET, "explicit", "fp32", tmp_path, "onnx"))
+    # ExecuTorch native, ONNX and its ORT twin (conftest exports them once for the device tests)
+    arts = [a for a in lite_64x96_fp32 if not (a.format == "executorch" and a.state_form == "explicit")]
     host = HostDevice()
     for art in arts:
         assert qemu.can_run(art), qemu.why_not(art)
