@@ -145,20 +145,27 @@ def read_sequence_header(path: str | os.PathLike) -> dict:
     return header
 
 
+def _read_f32(path: str | os.PathLike, frames: int, height: int, width: int, shape: tuple[int, ...],
+              what: str, hint: str = "") -> np.ndarray:
+    """A raw little-endian float32 file of N x H x W values the runner wrote, as float32 of
+    ``shape``; DeviceError naming ``what`` when it is missing or of another size."""
+    path = Path(path)
+    want = frames * height * width * 4
+    if not path.exists():
+        raise DeviceError(f"the runner wrote no {what} file {path}{hint}.")
+    got = path.stat().st_size
+    if got != want:
+        raise DeviceError(f"{path}: {got} bytes, expected {frames} x {height} x {width} float32 = {want}.")
+    return np.fromfile(path, dtype="<f4").reshape(shape).astype(np.float32)
+
+
 def read_masks(path: str | os.PathLike, frames: int, height: int, width: int) -> np.ndarray:
     """The runner's masks as float32 (N, 1, H, W).
 
     Raises:
         DeviceError: the file is missing or its size is not N x H x W float32.
     """
-    path = Path(path)
-    want = frames * height * width * 4
-    if not path.exists():
-        raise DeviceError(f"the runner wrote no masks file {path}.")
-    got = path.stat().st_size
-    if got != want:
-        raise DeviceError(f"{path}: {got} bytes, expected {frames} x {height} x {width} float32 = {want}.")
-    return np.fromfile(path, dtype="<f4").reshape(frames, 1, height, width).astype(np.float32)
+    return _read_f32(path, frames, height, width, (frames, 1, height, width), "masks")
 
 
 def read_camera_masks(path: str | os.PathLike, frames: int, height: int, width: int) -> np.ndarray:
@@ -167,13 +174,7 @@ def read_camera_masks(path: str | os.PathLike, frames: int, height: int, width: 
     Raises:
         DeviceError: the file is missing or its size is not N x height x width float32.
     """
-    path = Path(path)
-    want = frames * height * width * 4
-    if not path.exists():
-        raise DeviceError(f"the runner wrote no camera masks file {path} (was it run with --e2e?).")
-    if path.stat().st_size != want:
-        raise DeviceError(f"{path}: {path.stat().st_size} bytes, expected {frames} x {height} x {width} float32 = {want}.")
-    return np.fromfile(path, dtype="<f4").reshape(frames, height, width).astype(np.float32)
+    return _read_f32(path, frames, height, width, (frames, height, width), "camera masks", " (was it run with --e2e?)")
 
 
 __all__ = [
