@@ -13,7 +13,7 @@ TARGET ?= android-arm64
 DIST ?= dist
 
 .DEFAULT_GOAL := help
-.PHONY: help install teacher test test-slow lint predict export labels train models-table native-runner native-runner-arm64 adbd adbd-stop test-adb clean
+.PHONY: help install teacher test test-slow lint predict export labels train models-table native-runner native-runner-arm64 adbd adbd-stop test-adb postgres postgres-stop test-postgres clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -59,6 +59,17 @@ adbd-stop: ## stop the adbd that `make adbd` started
 
 test-adb: $(STAMP) native-runner native-runner-arm64 adbd ## run the adb device's tests against the loopback adbd (starts it)
 	BACKDROP_TEST_ADB_SERIAL=127.0.0.1:$(ADBD_PORT) $(BIN)/python -m pytest -m adb --durations=5
+
+# The results store's PostgreSQL tests against a server on loopback (scripts/postgres.sh: data in
+# .cache/backdrop-postgres/, port BACKDROP_PG_PORT or 55432, trust auth on loopback only).
+postgres: ## start the loopback PostgreSQL server for the results store (installs it where missing)
+	bash scripts/postgres.sh start
+
+postgres-stop: ## stop the PostgreSQL server that `make postgres` started
+	bash scripts/postgres.sh stop
+
+test-postgres: $(STAMP) postgres ## run the results store's PostgreSQL tests against that server (starts it)
+	BACKDROP_TEST_PG_URL=$$(bash scripts/postgres.sh url) $(BIN)/python -m pytest -m postgres --durations=5
 
 lint: $(STAMP) ## run the linter (ruff check; the rules are in pyproject.toml)
 	$(BIN)/ruff check .

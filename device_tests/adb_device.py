@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from backdrop.core.fsutil import file_sha256
-from backdrop.device_tests.base import DEVICES, DeviceDescription, DeviceError, DeviceLostError
+from backdrop.device_tests.base import DEVICES, GATE_SHELL, DeviceDescription, DeviceError, DeviceLostError, parse_gate_dump
 from backdrop.device_tests.host_native import RUNTIMES, HostNativeDevice
 from backdrop.device_tests.qemu_arm64 import QEMU_CPU, default_bundle, default_qemu
 from backdrop.export.artifact import Artifact
@@ -207,6 +207,8 @@ class AdbDevice(HostNativeDevice):
         remote.description = self._read_description(remote)
         self.tier = remote.description.tier
         self.emulated = remote.description.emulated
+        if remote.machine not in ARM64_MACHINES:
+            self.memory_kind = "peak RSS of the pushed qemu-aarch64 running the runner, the emulator's own memory included"
         return remote
 
     def _read_description(self, remote: _Remote) -> DeviceDescription:
@@ -349,7 +351,22 @@ class AdbDevice(HostNativeDevice):
         start = f"./{LOADER} --library-path . ./backdrop-runner"
         return f"./qemu-aarch64 -cpu {QEMU_CPU} {start}" if remote.machine not in ARM64_MACHINES else start
 
-    def _execute(self, artifact: Artifact, sequence: Path, out: Path, warmup: int) -> None:
+    def gate_readings(self) -> dict[str, float]:
+        """The device's thermal zones and CPU clocks (:data:`GATE_SHELL` in its shell); {} when
+        it cannot be read.
+
+        Raises:
+            DeviceLostError: the device went away.
+        """
+        try:
+            rc, out, _ = self._shell(GATE_SHELL, "reading its temperatures and clocks")
+        except DeviceLostError:
+            raise
+        except DeviceError:
+            return {}
+        return parse_gate_dump(out) if rc == 0 else {}
+
+    def _execute(self, artifact: Artifact, sequence: Path, out: Path, warmup: int, extra: tuple[str, ...] = ()) -> None:
         bundle = self._ensure_bundle()
         art_path = Path(artifact.path)
         blob = f"{REMOTE_ROOT}/blobs/{file_sha256(art_path)}{art_path.suffix}"
@@ -358,7 +375,7 @@ class AdbDevice(HostNativeDevice):
         self._remote.runs.append(run)
         try:
             self._push({f"{run}/sequence.bdsq": sequence}, f"the sequence for {artifact.key}", track=False)
-            args = self.runner_args(artifact, blob, f"{run}/sequence.bdsq", f"{run}/out", warmup)
+            args = self.runner_args(artifact, blob, f"{run}/sequence.bdsq", f"{run}/out", warmup, extra)
             cmd = f"cd {shlex.quote(bundle)} && {self.runner_on_device()} " + " ".join(shlex.quote(a) for a in args)
             rc, _, err = self._shell(cmd, f"the run of {artifact.key}", timeout=RUN_TIMEOUT_S)
             if rc != 0:

@@ -99,6 +99,62 @@ class TimingResult:
     what: str = "model only: one call on the golden's first frame with the state reset"
 
 
+@dataclass(frozen=True)
+class BenchPlan:
+    """One bench round of one artifact (``backdrop bench``, backdrop/bench/): load it, run
+    ``warmup`` untimed frames, then frames of the golden in order, with the state carried and
+    reset where ``golden.resets`` says (and again each time the sequence wraps round), until at
+    least ``min_frames`` frames and ``min_seconds`` seconds of frames are timed.
+
+    Attributes:
+        warmup: untimed frames after loading (frame 0 with the state reset).
+        min_frames: timed frames, at least.
+        min_seconds: seconds of timed frames, at least.
+        e2e: also time each frame end to end, as an app does it on this device: camera buffer
+            -> YUV444 -> bucket input -> model -> mask back at the camera frame's size (the
+            device's own implementation: the Python reference on the host, preprocess.cpp in the
+            runner).
+    """
+
+    warmup: int = 5
+    min_frames: int = 30
+    min_seconds: float = 0.5
+    e2e: bool = True
+
+    def __post_init__(self) -> None:
+        if self.warmup < 0 or self.min_frames < 1 or not self.min_seconds >= 0:
+            raise DeviceError(
+                f"a bench round needs warmup >= 0, min_frames >= 1 and min_seconds >= 0, got {self.warmup}, "
+                f"{self.min_frames} and {self.min_seconds}."
+            )
+
+
+@dataclass
+class RoundTimings:
+    """What one bench round measured on a device (milliseconds, per timed frame, in order).
+
+    Attributes:
+        load_ms: loading the artifact (file to a runtime ready to execute).
+        model_ms: the model call alone, state carried.
+        e2e_ms: the whole frame, camera buffer to camera-size mask (empty without ``plan.e2e``).
+        threads: threads the runtime ran with (0 when the device cannot say).
+        cores: CPU number -> timed frames after which the OS said the frame ran there ({} when
+            the OS does not say).
+        peak_rss_mb: the process's peak resident memory during the round (None when unknown).
+        baseline_rss_mb: its resident memory before the artifact was loaded (None when unknown).
+        memory_kind: what the two memory figures are, in words ("" when unknown).
+    """
+
+    load_ms: float
+    model_ms: list[float]
+    e2e_ms: list[float] = field(default_factory=list)
+    threads: int = 0
+    cores: dict[int, int] = field(default_factory=dict)
+    peak_rss_mb: float | None = None
+    baseline_rss_mb: float | None = None
+    memory_kind: str = ""
+
+
 @runtime_checkable
 class Device(Protocol):
     """Where artifacts run.
@@ -155,6 +211,22 @@ class Device(Protocol):
         Raises:
             DeviceError: an artifact cannot run here.
         """
+        ...
+
+    def bench_round(self, artifact: Artifact, golden: Golden, plan: BenchPlan) -> RoundTimings:
+        """One bench round of ``artifact`` over ``golden`` (see :class:`BenchPlan`); the bench
+        (backdrop/bench/) interleaves rounds of several artifacts and gates them.
+
+        Raises:
+            DeviceError: the artifact cannot run here, or the run failed.
+        """
+        ...
+
+    def gate_readings(self) -> dict[str, float]:
+        """What the device says now about heat and clocks, for the bench's thermal gate:
+        ``temp_c:<zone>`` (degrees Celsius), ``freq_mhz:cpu<N>`` (current clock) and
+        ``cap_mhz:cpu<N>`` / ``max_mhz:cpu<N>`` (the clock cap now and the hardware's own
+        maximum: a cap below the maximum means throttling). {} when it exposes none."""
         ...
 
 
@@ -345,8 +417,82 @@ def feedback_loop(artifact: Artifact, golden: Golden, call, device: str) -> np.n
     return masks
 
 
+GATE_SHELL = (
+    "for f in /sys/class/thermal/thermal_zone*/type /sys/class/thermal/thermal_zone*/temp "
+    "/sys/devices/system/cpu/cpu*/cpufreq/scaling_cur_freq /sys/devices/system/cpu/cpu*/cpufreq/scaling_max_freq "
+    "/sys/devices/system/cpu/cpu*/cpufreq/cpuinfo_max_freq; do "
+    '[ -r "$f" ] && echo "$f $(cat "$f" 2>/dev/null)"; done; true'
+)
+"""A POSIX shell loop that prints ``PATH VALUE`` for every Linux thermal-zone and cpufreq file
+it can read (Android's toybox sh runs it too); :func:`parse_gate_dump` reads its output."""
+
+_GATE_GLOBS = (
+    "/sys/class/thermal/thermal_zone*/type", "/sys/class/thermal/thermal_zone*/temp",
+    "/sys/devices/system/cpu/cpu*/cpufreq/scaling_cur_freq", "/sys/devices/system/cpu/cpu*/cpufreq/scaling_max_freq",
+    "/sys/devices/system/cpu/cpu*/cpufreq/cpuinfo_max_freq",
+)
+_FREQ_KEYS = {"scaling_cur_freq": "freq_mhz", "scaling_max_freq": "cap_mhz", "cpuinfo_max_freq": "max_mhz"}
+
+
+def parse_gate_dump(text: str) -> dict[str, float]:
+    """Gate readings (:meth:`Device.gate_readings`) from ``PATH VALUE`` lines (:data:`GATE_SHELL`):
+    thermal zones in degrees Celsius named by their type (``temp_c:cpu-0-0``; the zone number
+    when the type is missing or repeated), cpufreq files in MHz per CPU. Unreadable or
+    non-numeric values are left out."""
+    import re
+
+    types: dict[str, str] = {}
+    values: list[tuple[str, str, str]] = []
+    for line in text.splitlines():
+        path, _, value = line.strip().partition(" ")
+        m = re.fullmatch(r"/sys/class/thermal/(thermal_zone\d+)/(type|temp)", path)
+        if m:
+            if m.group(2) == "type":
+                types[m.group(1)] = value.strip()
+            else:
+                values.append(("temp", m.group(1), value))
+            continue
+        m = re.fullmatch(r"/sys/devices/system/cpu/(cpu\d+)/cpufreq/(\w+)", path)
+        if m and m.group(2) in _FREQ_KEYS:
+            values.append((m.group(2), m.group(1), value))
+    named = [types.get(z, "") for z in types]
+    readings: dict[str, float] = {}
+    for what, who, value in values:
+        try:
+            number = float(value.strip())
+        except ValueError:
+            continue
+        if what == "temp":
+            name = types.get(who, "")
+            key = f"temp_c:{name if name and named.count(name) == 1 else who}"
+            readings[key] = number / 1000.0 if abs(number) > 200 else number  # millidegrees on most kernels
+        else:
+            readings[f"{_FREQ_KEYS[what]}:{who}"] = number / 1000.0  # kHz -> MHz
+    return readings
+
+
+def local_gate_readings() -> dict[str, float]:
+    """:func:`parse_gate_dump` of this machine's own thermal-zone and cpufreq files."""
+    import glob
+
+    lines = []
+    for pattern in _GATE_GLOBS:
+        for path in sorted(glob.glob(pattern)):
+            try:
+                with open(path) as f:
+                    lines.append(f"{path} {f.read().strip()}")
+            except OSError:
+                continue
+    return parse_gate_dump("\n".join(lines))
+
+
 __all__ = [
     "DEVICES",
+    "BenchPlan",
+    "RoundTimings",
+    "GATE_SHELL",
+    "local_gate_readings",
+    "parse_gate_dump",
     "Device",
     "DeviceDescription",
     "DeviceError",

@@ -5,6 +5,8 @@ The runner (device_tests/native/, built by ``make native-runner``) loads one art
 sequence file (device_tests/sequence.py), carries the state per the artifact's state form and
 writes the masks and per-frame timings. This module writes the sequence, runs the runner in a
 temporary folder and reads the results back; the parity check is the same as for every device.
+A bench round (:meth:`HostNativeDevice.bench_round`) is one runner run in its bench mode
+(``--min-frames``, ``--min-seconds``, ``--e2e``: the runner's own preprocessing).
 """
 
 from __future__ import annotations
@@ -22,14 +24,17 @@ from backdrop.core.errors import RegistryError
 from backdrop.device_tests.base import (
     DEVICES,
     QUICK_TIMING,
+    BenchPlan,
     DeviceDescription,
     DeviceError,
+    RoundTimings,
     TimingProtocol,
     TimingResult,
     check_sequence_inputs,
+    local_gate_readings,
 )
 from backdrop.device_tests.host import machine_description
-from backdrop.device_tests.sequence import read_masks, write_sequence
+from backdrop.device_tests.sequence import CameraFrames, read_masks, write_sequence
 from backdrop.export.artifact import Artifact
 from backdrop.export.formats import FORMATS, package_versions
 from backdrop.export.goldens import Golden
@@ -41,6 +46,15 @@ RUNTIMES = ("executorch-xnnpack", "onnxruntime", "onnxruntime-ortformat")
 """The runtimes the runner links (artifact kinds are matched by their runtime)."""
 
 RUN_TIMEOUT_S = 1800
+
+BENCH_REPORT_FIELDS = ("timed_frames", "mask_frames", "frame_ms", "threads_used", "cores", "peak_rss_kb", "baseline_rss_kb")
+"""What a bench round reads from the runner's report.json beyond load_ms and per_frame_ms."""
+
+PEAK_SOURCES = {
+    "VmHWM": "VmHWM of /proc/self/status at the end; baseline VmRSS before the load",
+    "ru_maxrss": "getrusage ru_maxrss at the end, which can hold the starting process's peak; baseline VmRSS before the load",
+}
+"""How the runner's ``peak_rss_source`` reads in :attr:`RoundTimings.memory_kind`."""
 
 
 def default_runner() -> Path:
@@ -61,6 +75,9 @@ class HostNativeDevice:
 
     name = "host-native"
     emulated = False
+    memory_kind = "runner process peak RSS"
+    """What the memory figures of :meth:`bench_round` are (a subclass running the runner under an
+    emulator says so); the report's source of the peak (:data:`PEAK_SOURCES`) is appended."""
 
     def __init__(self, threads: int = 0, runner: Path | None = None) -> None:
         self.tier = f"host-{platform.machine()}"
@@ -121,15 +138,58 @@ class HostNativeDevice:
                 samples[a.key] += [float(t) for t in report["per_frame_ms"]]
         return TimingResult(samples, self.describe(), protocol, "model only: one call on the golden's first frame, state reset")
 
-    def _run(self, artifact: Artifact, frames: np.ndarray, resets: np.ndarray, warmup: int) -> tuple[np.ndarray, dict]:
-        """Run the runner over model inputs ``frames`` with ``resets``; (masks, report)."""
+    def bench_round(self, artifact: Artifact, golden: Golden, plan: BenchPlan) -> RoundTimings:
+        """One runner run in its bench mode over ``golden`` (a version-2 sequence with its camera
+        buffers when ``plan.e2e``: the runner preprocesses each buffer with preprocess.cpp and
+        maps each mask back, timing the whole frame). Memory is the runner process's own
+        (:attr:`memory_kind`); ``threads`` is what the runtime says it runs with (0: ONNX Runtime
+        left to its default, which it does not report)."""
+        check_sequence_inputs(artifact, golden)
+        camera = CameraFrames.from_golden(golden) if plan.e2e else None
+        extra = ["--min-frames", str(plan.min_frames), "--min-seconds", repr(float(plan.min_seconds))]
+        _, report = self._run(artifact, golden.frames, golden.resets, plan.warmup, camera=camera,
+                              extra=[*extra, *(["--e2e"] if plan.e2e else [])])
+        missing = [f for f in BENCH_REPORT_FIELDS if f not in report]
+        if missing:
+            raise DeviceError(
+                f"{artifact.key} on {self.name}: the runner's report.json has no {', '.join(missing)}: the runner at "
+                f"{self.runner} predates its bench mode; rebuild it (`make native-runner` / `make native-runner-arm64`)."
+            )
+        model_ms = [float(t) for t in report["per_frame_ms"]]
+        e2e_ms = [float(t) for t in report["frame_ms"]] if plan.e2e else []
+        timed = int(report["timed_frames"])
+        if len(model_ms) != timed or (plan.e2e and len(e2e_ms) != timed) or timed < plan.min_frames:
+            raise DeviceError(
+                f"{artifact.key} on {self.name}: the runner reports {timed} timed frames with {len(model_ms)} model and "
+                f"{len(e2e_ms)} end-to-end timings; the plan asked for at least {plan.min_frames}."
+            )
+        peak, baseline = int(report["peak_rss_kb"]), int(report["baseline_rss_kb"])
+        return RoundTimings(
+            load_ms=float(report["load_ms"]), model_ms=model_ms, e2e_ms=e2e_ms, threads=int(report["threads_used"]),
+            cores={int(cpu): int(count) for cpu, count in report["cores"].items()},
+            peak_rss_mb=peak / 1024.0 if peak > 0 else None,
+            baseline_rss_mb=baseline / 1024.0 if baseline > 0 and peak > 0 else None,
+            memory_kind=f"{self.memory_kind} ({PEAK_SOURCES.get(report.get('peak_rss_source'), 'source unknown')})"
+            if peak > 0 else "",
+        )
+
+    def gate_readings(self) -> dict[str, float]:
+        """This host's thermal zones and CPU clocks (the runner runs here)."""
+        return local_gate_readings()
+
+    def _run(self, artifact: Artifact, frames: np.ndarray, resets: np.ndarray, warmup: int,
+             camera: CameraFrames | None = None, extra: list[str] | tuple[str, ...] = ()) -> tuple[np.ndarray, dict]:
+        """Run the runner over model inputs ``frames`` with ``resets`` (and ``camera`` buffers:
+        a version-2 sequence), ``extra`` arguments appended; (masks, report). The masks are the
+        first pass's: all N frames, or the report's ``mask_frames`` when a bench run stopped
+        sooner."""
         reason = self.why_not(artifact) or self.ready()
         if reason:
             raise DeviceError(f"{artifact.key} cannot run on {self.name} ({self.tier}): {reason}")
         with tempfile.TemporaryDirectory(prefix="backdrop-native-") as tmp:
-            seq = write_sequence(frames, resets, artifact.state_form, Path(tmp) / "sequence.bdsq")
+            seq = write_sequence(frames, resets, artifact.state_form, Path(tmp) / "sequence.bdsq", camera)
             out = Path(tmp) / "out"
-            self._execute(artifact, seq, out, warmup)
+            self._execute(artifact, seq, out, warmup, tuple(extra))
             try:
                 report = json.loads((out / "report.json").read_text())
             except (OSError, json.JSONDecodeError) as e:
@@ -137,18 +197,25 @@ class HostNativeDevice:
             n, _, h, w = frames.shape
             if int(report.get("frames", -1)) != n:
                 raise DeviceError(f"{artifact.key} on {self.name}: the runner reports {report.get('frames')} frames, sent {n}.")
-            return read_masks(out / "masks.f32", n, h, w), report
+            kept = int(report.get("mask_frames", n))
+            if not 1 <= kept <= n:
+                raise DeviceError(f"{artifact.key} on {self.name}: the runner reports {kept} mask frames of {n}.")
+            return read_masks(out / "masks.f32", kept, h, w), report
 
-    def runner_args(self, artifact: Artifact, artifact_path: str, sequence: str, out: str, warmup: int) -> list[str]:
-        """The runner's arguments for one run (paths as the runner sees them)."""
+    def runner_args(self, artifact: Artifact, artifact_path: str, sequence: str, out: str, warmup: int,
+                    extra: list[str] | tuple[str, ...] = ()) -> list[str]:
+        """The runner's arguments for one run (paths as the runner sees them), ``extra`` (bench
+        mode, ``--e2e``) last."""
         args = ["--artifact", artifact_path, "--kind", artifact.format, "--state-form", artifact.state_form,
                 "--sequence", sequence, "--out", out, "--warmup", str(warmup)]
-        return args + (["--threads", str(self.threads)] if self.threads else [])
+        return args + (["--threads", str(self.threads)] if self.threads else []) + list(extra)
 
-    def _execute(self, artifact: Artifact, sequence: Path, out: Path, warmup: int) -> None:
+    def _execute(self, artifact: Artifact, sequence: Path, out: Path, warmup: int, extra: tuple[str, ...] = ()) -> None:
         """Run the runner once: ``sequence`` in, ``out``/masks.f32 and ``out``/report.json out
-        (a device elsewhere moves the files there and back)."""
-        cmd = [*self.runner_command(), *self.runner_args(artifact, str(artifact.path), str(sequence), str(out), warmup)]
+        (a device elsewhere moves the files there and back); ``extra``: more runner arguments
+        (:meth:`runner_args`)."""
+        cmd = [*self.runner_command(),
+               *self.runner_args(artifact, str(artifact.path), str(sequence), str(out), warmup, extra)]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
         except subprocess.TimeoutExpired as e:

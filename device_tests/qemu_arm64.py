@@ -5,6 +5,8 @@ masks are an arm64 parity check; its timings are recorded but are emulated, neve
 (docs/devices.md). The runner is a self-contained bundle (``make native-runner-arm64``: the
 runner, the aarch64 wheels' libraries, and glibc's loader and libraries from Debian's cross
 toolchain), started through that loader, so qemu needs no root filesystem, chroot or binfmt.
+A bench round (``bench_round``, inherited) runs the runner's bench mode under qemu: every figure
+it returns is the emulator's (timings, cores, memory), and the gate readings are this host's.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class QemuArm64Device(HostNativeDevice):
 
     name = "qemu-arm64"
     emulated = True
+    memory_kind = "qemu-aarch64 process peak RSS, the emulator's own memory included"
 
     def __init__(self, threads: int = 0, bundle: Path | None = None, qemu: Path | None = None) -> None:
         self.bundle = Path(bundle) if bundle is not None else default_bundle()

@@ -9,7 +9,9 @@ The layers, lowest first (docs/architecture.md):
     export         export/                                          + quantization
     device_tests   device_tests/                                    + export
     orchestration  backdrop/orchestration/ (pipeline, manifest, ...) + device_tests
-    cli            backdrop/orchestration/cli.py, commands/         + orchestration
+    bench          backdrop/bench/ (protocol, statistics, documents) + orchestration
+    results        backdrop/results/ (the results store)            + bench
+    cli            backdrop/orchestration/cli.py, commands/         + results
 
 A module may import its own layer and the layers below it, at module level or inside a
 function alike. Within export/formats/ no format imports another format.
@@ -31,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # (layer, import prefix, folder) in order, lowest first; more specific prefixes come first
 # within a layer's lookup (see layer_of).
-LAYERS = ("core", "models", "quantization", "export", "device_tests", "orchestration", "cli")
+LAYERS = ("core", "models", "quantization", "export", "device_tests", "orchestration", "bench", "results", "cli")
 FOLDERS = {
     "backdrop.core": ROOT / "backdrop" / "core",
     "backdrop.models": ROOT / "models",
@@ -39,11 +41,15 @@ FOLDERS = {
     "backdrop.export": ROOT / "export",
     "backdrop.device_tests": ROOT / "device_tests",
     "backdrop.orchestration": ROOT / "backdrop" / "orchestration",
+    "backdrop.bench": ROOT / "backdrop" / "bench",
+    "backdrop.results": ROOT / "backdrop" / "results",
 }
 _PREFIX_LAYER = (
     ("backdrop.orchestration.commands", "cli"),
     ("backdrop.orchestration.cli", "cli"),
     ("backdrop.orchestration", "orchestration"),
+    ("backdrop.results", "results"),
+    ("backdrop.bench", "bench"),
     ("backdrop.device_tests", "device_tests"),
     ("backdrop.export", "export"),
     ("backdrop.quantization", "quantization"),

@@ -72,3 +72,20 @@ def lite_64x96_fp32(lite_64x96, tmp_path_factory):
     for name, form in (("executorch", "explicit"), ("executorch", "native"), ("onnx", "explicit")):
         arts += FORMATS.get(name).export(ExportRequest(lite_64x96, Bucket("t", *LITE_BUCKET_HW), form, "fp32", out, name))
     return arts
+
+
+@pytest.fixture(scope="session")
+def small_dist(tmp_path_factory):
+    """A real export of the bundled model, small: one 64x96 bucket, ONNX fp32 (.onnx and .ort),
+    a 30-frame golden; for commands that read an export folder (bench, results)."""
+    from backdrop.core.buckets import BucketSet
+    from backdrop.export.targets import TARGETS, Target, TargetEntry
+    from backdrop.orchestration.pipeline import ExportSpec, export_target
+
+    TARGETS.add("test-small", Target("test-small", "android", "nv21", "test", (TargetEntry("onnx", "fp32", ("explicit",)),)))
+    try:
+        return export_target(ExportSpec(target="test-small", buckets=BucketSet.parse("a=64x96"),
+                                        out_root=tmp_path_factory.mktemp("small-dist"), golden_frames=30, jobs=1),
+                             log=lambda m: None).out_dir
+    finally:
+        TARGETS.remove("test-small")

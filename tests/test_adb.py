@@ -1,6 +1,7 @@
 """The ``adb`` device against a real adbd (Debian's, on loopback: `make adbd`), whose shell runs
 the aarch64 bundle through the pushed qemu: push, run, pull, parse, the device description, a
-corrupted artifact named, a device that vanishes mid-run reported as such, nothing left behind.
+corrupted artifact named, a device that vanishes mid-run reported as such, nothing left behind;
+a bench round and the gate readings over adb.
 
 The `adb` tests need that adbd (`make test-adb` starts it; BACKDROP_TEST_ADB_SERIAL names
 another device). The argument parsing ones run everywhere."""
@@ -21,7 +22,7 @@ from backdrop.core.buckets import Bucket
 from backdrop.core.errors import RegistryError
 from backdrop.device_tests import get_device
 from backdrop.device_tests.adb_device import REMOTE_ROOT, AdbDevice
-from backdrop.device_tests.base import DeviceError, DeviceLostError, close_device
+from backdrop.device_tests.base import BenchPlan, DeviceError, DeviceLostError, close_device, local_gate_readings
 from backdrop.device_tests.parity import check_parity
 from backdrop.device_tests.qemu_arm64 import QemuArm64Device
 
@@ -189,6 +190,60 @@ def test_parity_command_over_adb_and_a_vanished_device(serial, tmp_path):
     r = CliRunner().invoke(app, ["devices", "adb:no-such-serial"])
     assert r.exit_code == 1 and "not attached" in r.output and serial in r.output
     assert _remote_listing(AdbDevice(serial)) == ""
+
+
+@pytest.mark.adb
+def test_bench_round_over_adb(serial, golden, exported):
+    """The runner's bench mode on the device: every timed frame comes back, labelled as the
+    pushed emulator's; nothing is left behind."""
+    device = AdbDevice(serial)
+    plan = BenchPlan(warmup=1, min_frames=6, min_seconds=0.0, e2e=True)
+    try:
+        r = device.bench_round(exported[1], golden, plan)
+    finally:
+        close_device(device)
+    assert len(r.model_ms) == len(r.e2e_ms) == 6 and all(e >= m for e, m in zip(r.e2e_ms, r.model_ms))
+    assert r.load_ms > 0 and r.threads == 0  # ONNX Runtime left to its default
+    assert r.cores and sum(r.cores.values()) == 6
+    assert r.peak_rss_mb >= r.baseline_rss_mb > 0 and "pushed qemu-aarch64" in r.memory_kind
+    assert _remote_listing(device) == ""
+
+
+@pytest.mark.adb
+def test_gate_readings_over_adb(serial):
+    """The loopback adbd's "device" is this machine: its readings are this host's own (maybe {}).
+    Current clocks move between two reads; which readings there are, caps and maxima do not."""
+    device = AdbDevice(serial)
+    try:
+        got, here = device.gate_readings(), local_gate_readings()
+    finally:
+        close_device(device)
+    assert got.keys() == here.keys()
+    for key, value in here.items():
+        if key.startswith(("cap_mhz:", "max_mhz:")):
+            assert got[key] == value, key
+        elif key.startswith("temp_c:"):
+            assert abs(got[key] - value) < 5.0, key
+
+
+def test_gate_readings_failures(monkeypatch):
+    """A device whose files cannot be read gives {}; a device that went away still stops the bench."""
+    device = AdbDevice("R5CT1234")
+
+    def fails(error):
+        def shell(*args, **kwargs):
+            raise error
+        return shell
+
+    monkeypatch.setattr(device, "_shell", lambda *a, **k: (1, "", "sh: not found"))
+    assert device.gate_readings() == {}
+    monkeypatch.setattr(device, "_shell", fails(DeviceError("adb: adb failed during reading")))
+    assert device.gate_readings() == {}
+    monkeypatch.setattr(device, "_shell", fails(DeviceLostError("adb:R5CT1234: the device disappeared")))
+    with pytest.raises(DeviceLostError, match="disappeared"):
+        device.gate_readings()
+    monkeypatch.setattr(device, "_shell", lambda *a, **k: (0, "/sys/class/thermal/thermal_zone0/temp 41000\n", ""))
+    assert device.gate_readings() == {"temp_c:thermal_zone0": 41.0}
 
 
 def test_device_names_with_arguments():

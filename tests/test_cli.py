@@ -72,8 +72,15 @@ def _description_paragraphs(lines):
 
 
 def test_every_command_is_registered_with_help():
-    assert set(REGISTERED) == set(COMMANDS)
+    from backdrop.orchestration.commands import results
+
+    assert set(REGISTERED) == set(COMMANDS) | {"results"}
     for name, command in typer.main.get_command(app).commands.items():
+        if name == "results":  # a group: each of its commands has its docstring as help
+            assert command.help and set(command.commands) == {"import", "list", "show", "export", "compare"}
+            for sub, subcommand in command.commands.items():
+                assert subcommand.help == reflow_help(getattr(results, f"{sub}_command").__doc__), sub
+            continue
         assert command.help and command.help == reflow_help(COMMANDS[name].__doc__), name
 
 

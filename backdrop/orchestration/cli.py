@@ -9,6 +9,8 @@ import sys
 import typer
 
 from backdrop.core.errors import BackdropError
+from backdrop.orchestration.commands import results as results_commands
+from backdrop.orchestration.commands.bench import bench_command
 from backdrop.orchestration.commands.conformance import conformance_command
 from backdrop.orchestration.commands.core import buckets_command, models_command, new_checkpoint_command, predict_command
 from backdrop.orchestration.commands.devices import devices_command
@@ -22,7 +24,7 @@ app = typer.Typer(
     name="backdrop",
     help=(
         "Ship real-time person-segmentation models to phones: predict with the float reference, "
-        "evaluate masks, train, export per-bucket artifacts. Run `backdrop COMMAND --help` for each."
+        "evaluate masks, train, export per-bucket artifacts, benchmark them on devices. Run `backdrop COMMAND --help` for each."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -40,11 +42,13 @@ COMMANDS = {
     "parity": parity_command,
     "conformance": conformance_command,
     "devices": devices_command,
+    "bench": bench_command,
     "labels": labels_command,
     "train": train_command,
 }
 for _name, _command in COMMANDS.items():
     app.command(_name, help=reflow_help(_command.__doc__), cls=RegistryHelpCommand)(_command)
+app.add_typer(results_commands.app, name="results")
 
 
 def main() -> None:

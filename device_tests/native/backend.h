@@ -53,6 +53,10 @@ class Backend {
   virtual void run(const float* frame, const float* second, float* mask, float* next_mask) = 0;
   virtual std::string runtime_name() const = 0;     // "executorch" | "onnxruntime"
   virtual std::string runtime_version() const = 0;  // e.g. "1.5.1", "1.32.0"
+  // The threads the runtime runs with, as far as it says (0: it cannot say), and how that figure
+  // was found or why it is 0 (report.json threads_used / threads_note).
+  virtual int threads_used() const { return 0; }
+  virtual std::string threads_note() const { return "unknown"; }
 };
 
 // Each throws RunnerError naming the file and what the runtime said, or what differs.

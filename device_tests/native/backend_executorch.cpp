@@ -25,7 +25,8 @@
 #endif
 
 // threadpool.h is not in the wheel's include/; its symbols are exported by
-// libexecutorch_threadpool.so. Only these two member functions are used.
+// libexecutorch_threadpool.so. Only these two member functions are used (the XNNPACK delegate
+// runs on this pool: get_thread_count() is what the runner reports as threads_used).
 namespace executorch::extension::threadpool {
 class ThreadPool {
  public:
@@ -160,6 +161,15 @@ class ExecuTorchBackend final : public Backend {
 
   std::string runtime_name() const override { return "executorch"; }
   std::string runtime_version() const override { return BACKDROP_EXECUTORCH_VERSION; }
+  int threads_used() const override {
+    const auto* pool = ::executorch::extension::threadpool::get_threadpool();
+    return pool == nullptr ? 0 : static_cast<int>(pool->get_thread_count());
+  }
+  std::string threads_note() const override {
+    return ::executorch::extension::threadpool::get_threadpool() == nullptr
+               ? "no ExecuTorch thread pool"
+               : "ExecuTorch thread pool (XNNPACK's), get_thread_count()";
+  }
 
  private:
   static IoInfo tensor_info(const et::MethodMeta& meta, size_t i, bool input) {

@@ -78,6 +78,12 @@ class OrtBackend final : public Backend {
 
   std::string runtime_name() const override { return "onnxruntime"; }
   std::string runtime_version() const override { return OrtGetApiBase()->GetVersionString(); }
+  // The C API cannot say how many intra-op threads a session runs with when left to choose.
+  int threads_used() const override { return options_.threads; }
+  std::string threads_note() const override {
+    return options_.threads > 0 ? "intra-op threads as set (SetIntraOpNumThreads)"
+                                : "runtime default (ONNX Runtime chooses its intra-op threads; its C API does not say how many)";
+  }
 
  private:
   // OrtValue* array released on scope exit.
