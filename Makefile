@@ -13,7 +13,7 @@ TARGET ?= android-arm64
 DIST ?= dist
 
 .DEFAULT_GOAL := help
-.PHONY: help install teacher test test-slow lint predict export labels train models-table native-runner native-runner-arm64 adbd adbd-stop test-adb postgres postgres-stop test-postgres clean
+.PHONY: help install teacher test test-slow lint predict export labels train models-table native-runner native-runner-arm64 adbd adbd-stop test-adb postgres postgres-stop test-postgres bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -36,7 +36,7 @@ $(TEACHER_STAMP):
 	$(TEACHER_VENV)/bin/python -m pip install --disable-pip-version-check mediapipe==0.10.21 numpy==1.26.4 protobuf==4.25.9 opencv-contrib-python==4.11.0.86
 	touch $@
 
-teacher: $(TEACHER_STAMP) ## create .venv-teacher with the MediaPipe teacher (for make labels)
+teacher: $(TEACHER_STAMP) ## create .venv-teacher with MediaPipe (the training teacher for make labels; the peer make bench times)
 	@echo "teacher: $(TEACHER_VENV)/bin/python"
 
 test: $(STAMP) native-runner native-runner-arm64 ## run the fast tests (what CI runs first)
@@ -45,8 +45,6 @@ test: $(STAMP) native-runner native-runner-arm64 ## run the fast tests (what CI 
 test-slow: $(STAMP) native-runner native-runner-arm64 ## run the slow tests (ExecuTorch lowering of every bucket, ...)
 	$(BIN)/python -m pytest -m slow --durations=15
 
-# ruff check only (rules in pyproject.toml [tool.ruff]); no `ruff format --check` yet: about half
-# the files are not in ruff's format.
 # The adb device's tests against a real adbd (Debian's, bookworm-backports) on loopback port
 # ADBD_PORT, whose shell runs the aarch64 bundle through qemu. adbd listens on every interface
 # without authentication: start it only where no untrusted network reaches, stop it after.
@@ -71,6 +69,8 @@ postgres-stop: ## stop the PostgreSQL server that `make postgres` started
 test-postgres: $(STAMP) postgres ## run the results store's PostgreSQL tests against that server (starts it)
 	BACKDROP_TEST_PG_URL=$$(bash scripts/postgres.sh url) $(BIN)/python -m pytest -m postgres --durations=5
 
+# ruff check only (rules in pyproject.toml [tool.ruff]); no `ruff format --check` yet: about half
+# the files are not in ruff's format.
 lint: $(STAMP) ## run the linter (ruff check; the rules are in pyproject.toml)
 	$(BIN)/ruff check .
 
@@ -80,6 +80,16 @@ predict: $(STAMP) ## main job: reference masks for a clip (INPUT=video/dir, defa
 
 export: $(STAMP) ## per-bucket artifacts + manifest + parity for TARGET (the targets: docs/export.md, backdrop export --help) -> dist/TARGET/
 	$(BIN)/backdrop export --target $(TARGET) --checkpoint $(CHECKPOINT) --out $(DIST)
+
+# `make bench`: every artifact of dist/TARGET on DEVICE (default: this host's Python runtimes) under
+# the quick protocol, next to MediaPipe's selfie segmenter, into STORE (default: results/backdrop.db;
+# a postgresql://... URL for a lab's server). BENCH_ARGS passes more options (backdrop bench --help).
+DEVICE ?= host
+STORE ?=
+BENCH_ARGS ?=
+bench: $(STAMP) $(TEACHER_STAMP) ## time every artifact of dist/TARGET on DEVICE (+ the MediaPipe peer) into STORE (docs/benchmarking.md)
+	@test -f $(DIST)/$(TARGET)/manifest.json || { echo "error: no export in $(DIST)/$(TARGET): run make export TARGET=$(TARGET) first"; exit 1; }
+	$(BIN)/backdrop bench --dist $(DIST)/$(TARGET) --device $(DEVICE) $(if $(STORE),--store $(STORE)) $(BENCH_ARGS)
 
 labels: $(STAMP) $(TEACHER_STAMP) ## teacher pseudo-labels for the training frames -> .cache/backdrop-train/
 	$(BIN)/backdrop labels --teacher-python $(TEACHER_VENV)/bin/python

@@ -189,13 +189,21 @@ def _rescue_path(doc: dict, i: int = 0) -> Path:
     return Path("results") / f"unstored-{doc['run']['device']['name'].replace(':', '-')}-{stamp}-{i}.json"
 
 
+def _memory(m: dict | None) -> str:
+    """Peak RSS and, in brackets, how much of it came after the artifact was loaded."""
+    if not m:
+        return "-"
+    extra = f" (+{m['peak_rss_mb'] - m['baseline_rss_mb']:.0f})" if m.get("baseline_rss_mb") is not None else ""
+    return f"{m['peak_rss_mb']:.0f}{extra}"
+
+
 def summary_table(doc: dict) -> str:
     """The short table printed after a bench: per artifact, the medians with their interval."""
     from backdrop.bench.stats import summarize
 
     dev = doc["run"]["device"]
     head = f"{dev['name']} ({dev['tier']}){' [EMULATED: functional timings, not latency]' if dev['emulated'] else ''}"
-    rows = [("artifact", "e2e p50 [95% CI]", "p90", "p99", "cv", "model p50", "load", "peak MB", "flags")]
+    rows = [("artifact", "e2e p50 [95% CI]", "p90", "p99", "cv", "model p50", "load", "peak MB (+load)", "flags")]
     for r in doc["results"]:
         e2e = summarize(r["e2e_ms"]) if r["e2e_ms"] else None
         model = summarize(r["model_ms"]) if r["model_ms"] else None
@@ -208,11 +216,12 @@ def summary_table(doc: dict) -> str:
             f"{e2e.cv:.2f}" if e2e else "-",
             f"{model.p50:.2f}" if model else "-",
             f"{load.p50:.0f}",
-            f"{r['memory']['peak_rss_mb']:.0f}" if r["memory"] else "-",
+            _memory(r["memory"]),
             ",".join(f for f in r["flags"] if f not in ("gate-unavailable",)) or "",
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = [head, "times in ms; e2e = camera buffer to frame-size mask; model = the model call alone"]
+    lines = [head, "times in ms; e2e = camera buffer to frame-size mask; model = the model call alone; memory: the "
+             "process's peak resident MB, (+ above its size before the load)"]
     for k, row in enumerate(rows):
         lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip())
         if k == 0:
