@@ -20,7 +20,7 @@ def _bench(dist, store, *extra):
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def _run_id(store, doc):
+def _run_id(doc):
     from backdrop.bench.document import document_id
 
     return document_id(doc)
@@ -45,7 +45,7 @@ def test_bench_stores_a_complete_run_and_compare_tells_noise_from_a_slowdown(sma
         assert sum(res["e2e_ms"]) >= 1600 and res["memory"]["peak_rss_mb"] > 0 and len(res["gate"]) == 8
         assert sum(res["round_frames"]) == len(res["e2e_ms"]) and len(res["round_frames"]) == 8
     assert new_run["run"]["device"]["tier"].startswith("host-") and new_run["run"]["protocol"]["name"] == "custom"
-    id_new, id_old = _run_id(store, new_run), _run_id(store, old_run)
+    id_new, id_old = _run_id(new_run), _run_id(old_run)
 
     listed = CliRunner().invoke(app, ["results", "list", "--store", str(store), "--format", "json"])
     assert listed.exit_code == 0, listed.output
@@ -70,14 +70,14 @@ def test_bench_stores_a_complete_run_and_compare_tells_noise_from_a_slowdown(sma
     assert imported.exit_code == 0 and "stored" in imported.output
     again = CliRunner().invoke(app, ["results", "import", str(path), "--store", str(store)])
     assert again.exit_code == 0 and "already stored, nothing added" in again.output
-    slow = CliRunner().invoke(app, ["results", "compare", id_new, _run_id(store, planted), "--store", str(store),
+    slow = CliRunner().invoke(app, ["results", "compare", id_new, _run_id(planted), "--store", str(store),
                                     "--fail-on-regression"])
     assert slow.exit_code == 1, slow.output
     assert "4 regression(s), 0 improvement(s), 0 no change" in slow.output
 
     # A later session: compared over round medians, with the warning that sessions drift.
     later = _bench(small_dist, store)
-    apart = CliRunner().invoke(app, ["results", "compare", id_new, _run_id(store, later), "--store", str(store)])
+    apart = CliRunner().invoke(app, ["results", "compare", id_new, _run_id(later), "--store", str(store)])
     assert apart.exit_code == 0 and "different sessions" in apart.output and "8v8 rounds" in apart.output
 
     shown = CliRunner().invoke(app, ["results", "show", id_new[:10], "--store", str(store)])
