@@ -174,6 +174,8 @@ def run_bench(
             for m in members if r % 2 == 0 else members[::-1]:
                 done += 1
                 if (m.side, m.key) in failed:
+                    if progress:
+                        progress(m.key, done, total)
                     continue
                 if proto.cooldown_s:
                     sleep(proto.cooldown_s)
