@@ -14,6 +14,7 @@ device_tests/__init__.py (docs/architecture.md).
 
 from __future__ import annotations
 
+import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Protocol, runtime_checkable
@@ -417,6 +418,24 @@ def feedback_loop(artifact: Artifact, golden: Golden, call, device: str) -> np.n
     return masks
 
 
+def run_program(cmd: list[str], what: str, timeout: float) -> subprocess.CompletedProcess:
+    """Run a helper program (the native runner, the MediaPipe peer) to completion, its output
+    captured as text.
+
+    Raises:
+        DeviceError: "{what} ran past {timeout} s." or "{what} failed: <its last stderr line>"
+            (the exit status when it printed nothing).
+    """
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        raise DeviceError(f"{what} ran past {timeout} s.") from e
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+        raise DeviceError(f"{what} failed: {last}")
+    return proc
+
+
 GATE_SHELL = (
     "for f in /sys/class/thermal/thermal_zone*/type /sys/class/thermal/thermal_zone*/temp "
     "/sys/devices/system/cpu/cpu*/cpufreq/scaling_cur_freq /sys/devices/system/cpu/cpu*/cpufreq/scaling_max_freq "
@@ -493,6 +512,7 @@ __all__ = [
     "GATE_SHELL",
     "local_gate_readings",
     "parse_gate_dump",
+    "run_program",
     "Device",
     "DeviceDescription",
     "DeviceError",

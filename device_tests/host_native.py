@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from backdrop.device_tests.base import (
     TimingResult,
     check_sequence_inputs,
     local_gate_readings,
+    run_program,
 )
 from backdrop.device_tests.host import machine_description
 from backdrop.device_tests.sequence import CameraFrames, read_masks, write_sequence
@@ -216,13 +216,7 @@ class HostNativeDevice:
         (:meth:`runner_args`)."""
         cmd = [*self.runner_command(),
                *self.runner_args(artifact, str(artifact.path), str(sequence), str(out), warmup, extra)]
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
-        except subprocess.TimeoutExpired as e:
-            raise DeviceError(f"{artifact.key} on {self.name}: the runner ran past {RUN_TIMEOUT_S} s.") from e
-        if proc.returncode != 0:
-            last = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
-            raise DeviceError(f"{artifact.key} on {self.name}: the runner failed: {last}")
+        run_program(cmd, f"{artifact.key} on {self.name}: the runner", RUN_TIMEOUT_S)
 
 
 __all__ = ["HostNativeDevice", "default_runner"]

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from backdrop.device_tests.base import BenchPlan, DeviceError, RoundTimings
+from backdrop.device_tests.base import BenchPlan, DeviceError, RoundTimings, run_program
 from backdrop.export.goldens import Golden
 
 TEACHER_PYTHON_ENV = "BACKDROP_TEACHER_PYTHON"
@@ -90,13 +89,7 @@ class MediaPipePeer:
                      width=golden.camera_width, height=golden.camera_height)
             cmd = [str(self.python), str(SCRIPT), str(frames), "--model-selection", str(model_selection(golden)),
                    "--warmup", str(plan.warmup), "--min-frames", str(plan.min_frames), "--min-seconds", str(plan.min_seconds)]
-            try:
-                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=ROUND_TIMEOUT_S)
-            except subprocess.TimeoutExpired as e:
-                raise DeviceError(f"the MediaPipe peer ran past {ROUND_TIMEOUT_S} s.") from e
-        if proc.returncode != 0:
-            last = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
-            raise DeviceError(f"the MediaPipe peer failed: {last}")
+            proc = run_program(cmd, "the MediaPipe peer", ROUND_TIMEOUT_S)
         try:
             report = json.loads(proc.stdout)
         except json.JSONDecodeError as e:
