@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from backdrop.bench.stats import bootstrap_medians
 from backdrop.core.errors import ConfigError
 
 THRESHOLD = 0.05
@@ -106,8 +107,7 @@ def compare_samples(
     ma, mb = float(np.median(x)), float(np.median(y))
     ratio = mb / ma if ma > 0 else float("inf")
     rng = np.random.default_rng(seed)
-    ra = np.median(x[rng.integers(0, x.size, size=(RATIO_RESAMPLES, x.size))], axis=1)
-    rb = np.median(y[rng.integers(0, y.size, size=(RATIO_RESAMPLES, y.size))], axis=1)
+    ra, rb = bootstrap_medians(x, RATIO_RESAMPLES, rng), bootstrap_medians(y, RATIO_RESAMPLES, rng)
     with np.errstate(divide="ignore", invalid="ignore"):
         low, high = np.percentile(rb / ra, [2.5, 97.5])
     ua, ub = round_medians(x, rounds_a), round_medians(y, rounds_b)

@@ -70,13 +70,17 @@ def trimmed_mean(samples, trim: float = TRIM) -> float:
     return float(x[k : x.size - k].mean())
 
 
+def bootstrap_medians(x: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """The medians of ``resamples`` resamples of ``x`` with replacement, drawn from ``rng``."""
+    return np.median(x[rng.integers(0, x.size, size=(resamples, x.size))], axis=1)
+
+
 def median_interval(samples, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> tuple[float, float]:
     """Bootstrap 95 % interval of the median (percentile method)."""
     x = _checked(samples)
     if x.size == 1:
         return float(x[0]), float(x[0])
-    rng = np.random.default_rng(seed)
-    medians = np.median(x[rng.integers(0, x.size, size=(resamples, x.size))], axis=1)
+    medians = bootstrap_medians(x, resamples, np.random.default_rng(seed))
     low, high = np.percentile(medians, [2.5, 97.5])
     return float(low), float(high)
 
@@ -98,4 +102,6 @@ def summarize(samples) -> Stats:
     )
 
 
-__all__ = ["BOOTSTRAP_RESAMPLES", "TRIM", "Stats", "StatsError", "median_interval", "summarize", "trimmed_mean"]
+__all__ = [
+    "BOOTSTRAP_RESAMPLES", "TRIM", "Stats", "StatsError", "bootstrap_medians", "median_interval", "summarize", "trimmed_mean",
+]
