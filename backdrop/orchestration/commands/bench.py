@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from backdrop.orchestration.commands.options import FormatOpt, check_format
+from backdrop.orchestration.commands.options import FormatOpt, check_format, text_table
 
 StoreOpt = Annotated[
     str | None,
@@ -219,11 +219,6 @@ def summary_table(doc: dict) -> str:
             _memory(r["memory"]),
             ",".join(f for f in r["flags"] if f not in ("gate-unavailable",)) or "",
         ))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [head, "times in ms; e2e = camera buffer to frame-size mask; model = the model call alone; memory: the "
              "process's peak resident MB, (+ above its size before the load)"]
-    for k, row in enumerate(rows):
-        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip())
-        if k == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return "\n".join(lines + text_table(rows, numbers_right=True, rule=True))

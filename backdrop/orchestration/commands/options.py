@@ -33,6 +33,20 @@ FormatOpt = Annotated[
 ]
 
 
+def text_table(rows: list[tuple[str, ...]], numbers_right: bool = False, rule: bool = False) -> list[str]:
+    """``rows`` (the first is the header) as aligned lines, columns two spaces apart: every column
+    left-aligned, or with ``numbers_right`` all but the first right-aligned; ``rule`` puts a line
+    of dashes under the header."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for k, row in enumerate(rows):
+        cells = (c.rjust(w) if numbers_right and i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
+        lines.append("  ".join(cells).rstrip())
+        if rule and k == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return lines
+
+
 def check_format(fmt: str) -> str:
     fmt = fmt.lower()
     if fmt not in ("text", "json"):

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from backdrop.orchestration.commands.bench import StoreOpt, summary_table
-from backdrop.orchestration.commands.options import FormatOpt, check_format, reflow_help
+from backdrop.orchestration.commands.options import FormatOpt, check_format, reflow_help, text_table
 
 app = typer.Typer(
     name="results",
@@ -81,9 +81,8 @@ def list_command(
     for r in runs:
         rows.append((r.run_id[:12], str(r.started_at)[:19], r.device_name, r.device_tier + (" [emulated]" if r.emulated else ""),
                      r.target, (r.git_commit or "-")[:12], str(r.results), r.source))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    for line in text_table(rows):
+        typer.echo(line)
 
 
 def _summary_dict(r) -> dict:
@@ -177,9 +176,8 @@ def compare_command(
             rows.append((c.key, c.metric, f"{c.median_a:.3f}", f"{c.median_b:.3f}",
                          f"{c.ratio:.3f} [{c.ratio_low:.3f}, {c.ratio_high:.3f}]", f"{c.p_value:.2g}",
                          f"{c.units_a}v{c.units_b} {c.unit}", c.verdict))
-        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        for row in rows:
-            typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+        for line in text_table(rows):
+            typer.echo(line)
         for key in comparison.only_a:
             typer.echo(f"only in A: {key}")
         for key in comparison.only_b:
