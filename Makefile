@@ -13,7 +13,7 @@ TARGET ?= android-arm64
 DIST ?= dist
 
 .DEFAULT_GOAL := help
-.PHONY: help install teacher test test-slow lint predict export labels train models-table native-runner native-runner-arm64 adbd adbd-stop test-adb postgres postgres-stop test-postgres bench clean
+.PHONY: help install teacher test test-slow lint predict export labels train models-table native-runner native-runner-arm64 adbd adbd-stop test-adb postgres postgres-stop test-postgres bench parity dashboard chromium test-browser screenshot clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -84,12 +84,42 @@ export: $(STAMP) ## per-bucket artifacts + manifest + parity for TARGET (the tar
 # `make bench`: every artifact of dist/TARGET on DEVICE (default: this host's Python runtimes) under
 # the quick protocol, next to MediaPipe's selfie segmenter, into STORE (default: results/backdrop.db;
 # a postgresql://... URL for a lab's server). BENCH_ARGS passes more options (backdrop bench --help).
+# Then the emulated arm64 tier: EMULATED_ARTIFACTS on qemu-arm64, 2 short rounds (its timings say
+# the artifacts run on arm64, never how fast: qemu is ~300x slower); EMULATED_ARTIFACTS= skips it,
+# EMULATED_ARGS passes more options to that run.
 DEVICE ?= host
 STORE ?=
 BENCH_ARGS ?=
-bench: $(STAMP) $(TEACHER_STAMP) ## time every artifact of dist/TARGET on DEVICE (+ the MediaPipe peer) into STORE (docs/benchmarking.md)
+EMULATED_ARTIFACTS ?= landscape_16x9/executorch-*
+EMULATED_ARGS ?=
+bench: $(STAMP) $(TEACHER_STAMP) $(if $(EMULATED_ARTIFACTS),native-runner-arm64) ## time every artifact of dist/TARGET on DEVICE (+ the MediaPipe peer), then a few on emulated arm64, into STORE
 	@test -f $(DIST)/$(TARGET)/manifest.json || { echo "error: no export in $(DIST)/$(TARGET): run make export TARGET=$(TARGET) first"; exit 1; }
 	$(BIN)/backdrop bench --dist $(DIST)/$(TARGET) --device $(DEVICE) $(if $(STORE),--store $(STORE)) $(BENCH_ARGS)
+	$(if $(EMULATED_ARTIFACTS),$(BIN)/backdrop bench --dist $(DIST)/$(TARGET) --device qemu-arm64 --artifacts '$(EMULATED_ARTIFACTS)' \
+	  --min-frames 6 --min-seconds 0 --rounds 2 --warmup 1 $(if $(STORE),--store $(STORE)) $(EMULATED_ARGS))
+
+# `make parity`: re-check dist/TARGET on DEVICE against its goldens and keep the result in STORE,
+# where the dashboard shows it (PARITY_ARGS: e.g. --bucket-names landscape_16x9 --frames 22).
+PARITY_ARGS ?=
+parity: $(STAMP) ## parity of dist/TARGET on DEVICE over its goldens, kept in STORE for the dashboard
+	$(BIN)/backdrop parity --dist $(DIST)/$(TARGET) --device $(DEVICE) --store $(or $(STORE),results/backdrop.db) $(PARITY_ARGS)
+
+# `make dashboard`: the static latency site from STORE into SITE (open SITE/index.html).
+SITE ?= site
+DASHBOARD_ARGS ?=
+dashboard: $(STAMP) ## build the static latency dashboard from STORE into SITE/ (docs/dashboard.md)
+	$(BIN)/backdrop dashboard --out $(SITE) $(if $(STORE),--store $(STORE)) $(DASHBOARD_ARGS)
+
+# The dashboard's browser tests: Debian's chromium (scripts/chromium.sh installs it where missing),
+# driven headless by Playwright; screenshots land in build/dashboard-screenshots/.
+chromium: ## install Debian's chromium for the browser tests where missing (apt-get, as root)
+	bash scripts/chromium.sh
+
+test-browser: $(STAMP) native-runner-arm64 chromium ## open the dashboard in headless chromium: no console errors, no network, the marks (make chromium)
+	$(BIN)/python -m pytest -m browser --durations=5
+
+screenshot: $(STAMP) chromium ## regenerate docs/images/dashboard-overview.png from SITE/ (make dashboard first)
+	$(BIN)/python scripts/dashboard_screenshot.py $(SITE) docs/images/dashboard-overview.png
 
 labels: $(STAMP) $(TEACHER_STAMP) ## teacher pseudo-labels for the training frames -> .cache/backdrop-train/
 	$(BIN)/backdrop labels --teacher-python $(TEACHER_VENV)/bin/python
@@ -110,4 +140,4 @@ native-runner-arm64: $(STAMP) ## cross-build backdrop-runner for aarch64 + a bun
 	VENV=$(VENV) bash device_tests/native/build.sh --arch aarch64
 
 clean: ## remove outputs (not the venv)
-	rm -rf $(OUT) $(DIST) build *.egg-info .pytest_cache
+	rm -rf $(OUT) $(DIST) $(SITE) build *.egg-info .pytest_cache

@@ -11,7 +11,8 @@ The layers, lowest first (docs/architecture.md):
     orchestration  backdrop/orchestration/ (pipeline, manifest, ...) + device_tests
     bench          backdrop/bench/ (protocol, statistics, documents) + orchestration
     results        backdrop/results/ (the results store)            + bench
-    cli            backdrop/orchestration/cli.py, commands/         + results
+    dashboard      backdrop/dashboard/ (the static site)            + results
+    cli            backdrop/orchestration/cli.py, commands/         + dashboard
 
 A module may import its own layer and the layers below it, at module level or inside a
 function alike. Within export/formats/ no format imports another format.
@@ -33,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # (layer, import prefix, folder) in order, lowest first; more specific prefixes come first
 # within a layer's lookup (see layer_of).
-LAYERS = ("core", "models", "quantization", "export", "device_tests", "orchestration", "bench", "results", "cli")
+LAYERS = ("core", "models", "quantization", "export", "device_tests", "orchestration", "bench", "results", "dashboard", "cli")
 FOLDERS = {
     "backdrop.core": ROOT / "backdrop" / "core",
     "backdrop.models": ROOT / "models",
@@ -43,11 +44,13 @@ FOLDERS = {
     "backdrop.orchestration": ROOT / "backdrop" / "orchestration",
     "backdrop.bench": ROOT / "backdrop" / "bench",
     "backdrop.results": ROOT / "backdrop" / "results",
+    "backdrop.dashboard": ROOT / "backdrop" / "dashboard",
 }
 _PREFIX_LAYER = (
     ("backdrop.orchestration.commands", "cli"),
     ("backdrop.orchestration.cli", "cli"),
     ("backdrop.orchestration", "orchestration"),
+    ("backdrop.dashboard", "dashboard"),
     ("backdrop.results", "results"),
     ("backdrop.bench", "bench"),
     ("backdrop.device_tests", "device_tests"),

@@ -89,3 +89,58 @@ def small_dist(tmp_path_factory):
                              log=lambda m: None).out_dir
     finally:
         TARGETS.remove("test-small")
+
+
+@pytest.fixture(scope="session")
+def dashboard_store(small_dist, tmp_path_factory):
+    """A results store with what the dashboard must show, all measured here but one run:
+
+    - an A/B of the same export on this host (two copies, one session, rounds taking turns):
+      a same-code rerun, which compare must not flag;
+    - the second of those again with every frame 30 % slower (the planted regression), a minute
+      later in the same session, which compare must flag;
+    - the export on the emulated arm64 device (qemu-arm64, a few frames: functional timings);
+    - a parity check on this host (`backdrop parity --store`).
+
+    Returns {"store", "dist", "same", "base", "planted", "emulated", "host_tier"}: the store's path
+    and the run ids ("base" is the run "same" and "planted" follow in the tier's order)."""
+    import json
+    import shutil
+    from datetime import datetime, timedelta
+
+    from typer.testing import CliRunner
+
+    from backdrop.bench.document import document_id
+    from backdrop.orchestration.cli import app
+    from backdrop.results import open_store
+
+    root = tmp_path_factory.mktemp("dashboard-store")
+    store = root / "results.db"
+    copy = root / "same-export"
+    shutil.copytree(small_dist, copy)
+
+    def run(*args):
+        r = CliRunner().invoke(app, [*args, "--format", "json"])
+        assert r.exit_code == 0, r.output
+        return json.loads(r.stdout.strip().splitlines()[-1])
+
+    quick = ["--min-frames", "60", "--min-seconds", "0.25", "--rounds", "8", "--warmup", "2", "--no-peer"]
+    a, b = run("bench", "--dist", str(small_dist), "--against", str(copy), "--store", str(store), *quick)
+    emulated = run("bench", "--dist", str(small_dist), "--device", "qemu-arm64", "--artifacts", "a/onnx-*", "--store", str(store),
+                   "--min-frames", "4", "--min-seconds", "0", "--rounds", "2", "--warmup", "1")
+    run("parity", "--dist", str(small_dist), "--device", "host", "--store", str(store))
+    # Runs of one session share their start and are ordered by id: the later of the two is the
+    # one the planted run follows.
+    first, second = sorted([a, b], key=document_id)
+    planted = json.loads(json.dumps(second))
+    planted["run"]["source"] = "test: the second run again, every frame 30 % slower (a planted regression)"
+    for key in ("started_at", "finished_at"):
+        t = datetime.fromisoformat(planted["run"][key].replace("Z", "+00:00")) + timedelta(minutes=1)
+        planted["run"][key] = t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    for res in planted["results"]:
+        res["e2e_ms"] = [v * 1.3 for v in res["e2e_ms"]]
+        res["model_ms"] = [v * 1.3 for v in res["model_ms"]]
+    with open_store(store) as db:
+        db.write(planted, "the planted run")
+    return {"store": store, "dist": small_dist, "base": document_id(first), "same": document_id(second),
+            "planted": document_id(planted), "emulated": document_id(emulated), "host_tier": a["run"]["device"]["tier"]}

@@ -1,6 +1,6 @@
 """The results store on PostgreSQL (the loopback server of scripts/postgres.sh, `make
 test-postgres`): the round trip, four processes writing at once, an interrupted write, the schema
-at head, and the same document read back equal from SQLite and PostgreSQL.
+at head, the same document read back equal from SQLite and PostgreSQL, and a parity check.
 
 The server is named by BACKDROP_TEST_PG_URL (`scripts/postgres.sh url`); each test creates a
 database of its own through the server's `postgres` maintenance database and drops it after.
@@ -13,6 +13,7 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
+from test_results_parity import make_parity_document
 from test_results_store import (
     check_concurrent_outcome,
     check_read_back,
@@ -120,3 +121,22 @@ def test_sqlite_and_postgres_read_back_equal(pg_url, tmp_path):
         assert lite.results(document_id(doc)) == pg.results(document_id(doc))
         assert lite.runs() == pg.runs()
         assert lite.schema_version() == pg.schema_version()
+
+
+def test_parity_round_trip(pg_url, tmp_path):
+    doc = make_parity_document(1)
+    with open_store(tmp_path / "results.db") as lite, open_store(pg_url) as pg:
+        outcome = pg.write_parity(doc)
+        assert (outcome.run_id, outcome.added, outcome.results) == (document_id(doc), True, 2)
+        assert not pg.write_parity(doc).added  # idempotent
+        [run] = pg.parity_runs(tier="phone-pixel8")
+        assert (run.parity_id, run.checked, run.passed, run.frames_limit, run.device_name) == (
+            outcome.run_id, 2, 1, 5, "adb:1A2B3C")
+        rows = pg.parity_results(outcome.run_id[:10])
+        assert [(r.key, r.passed, r.sha256) for r in rows] == [
+            ("landscape_16x9/onnx-fp32-explicit", True, "ef" * 32), ("landscape_16x9/onnx-fp32-native", False, None)]
+        assert rows[1].min_iou == 0.91 and pg.parity_document(outcome.run_id) == doc
+        assert lite.write_parity(doc) == outcome
+        assert lite.parity_runs() == pg.parity_runs() and lite.parity_results(outcome.run_id) == rows
+    counts = table_counts(pg_url)
+    assert (counts["parity_runs"], counts["parity_results"], counts["runs"]) == (1, 2, 0)

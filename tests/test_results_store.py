@@ -119,11 +119,13 @@ def make_document(
 
 
 def expected_rows(documents: list[dict]) -> dict[str, int]:
-    """Rows per table that ``documents`` (distinct runs) make: a metric row per non-empty metric."""
+    """Rows per table that ``documents`` (distinct runs) make: a metric row per non-empty metric,
+    and none in the parity tables."""
     results = [r for d in documents for r in d["results"]]
     return {
         "runs": len(documents), "results": len(results),
         "metrics": sum(1 for r in results for m in tables.METRICS if r[f"{m}_ms"]),
+        "parity_runs": 0, "parity_results": 0,
     }
 
 
@@ -230,7 +232,7 @@ def test_write_and_read_back(db):
         assert run.finished_at == datetime(2026, 12, 1, 9, 12, 34, 500000, tzinfo=UTC)
         assert store.url.startswith("sqlite+pysqlite:///") and store.url.endswith("results.db")
     # 3 artifacts x (load, model, e2e) + the peer's load and e2e (its model list is empty)
-    assert table_counts(db) == {"runs": 1, "results": 4, "metrics": 11}
+    assert table_counts(db) == {"runs": 1, "results": 4, "metrics": 11, "parity_runs": 0, "parity_results": 0}
     with open_store(db) as store:  # reopened: nothing to migrate, everything still there
         check_read_back(store, doc)
     engine = make_engine(resolve_url(db))
@@ -334,7 +336,7 @@ def test_bad_documents_write_nothing(db, document, error):
     with open_store(db) as store:
         with pytest.raises(ResultsFormatError, match=error):
             store.write(document)
-    assert table_counts(db) == {"runs": 0, "results": 0, "metrics": 0}
+    assert table_counts(db) == expected_rows([])
 
 
 def test_bad_files_write_nothing(db, tmp_path):
@@ -356,7 +358,7 @@ def test_bad_files_write_nothing(db, tmp_path):
         nan.write_text(json.dumps(make_document(4)).replace('"e2e_ms": [', '"e2e_ms": [NaN, ', 1))
         with pytest.raises(ResultsFormatError, match="finite numbers only"):
             store.import_file(nan)
-    assert table_counts(db) == {"runs": 0, "results": 0, "metrics": 0}
+    assert table_counts(db) == expected_rows([])
 
 
 def test_url_forms(tmp_path, monkeypatch):
@@ -411,6 +413,21 @@ EXPECTED_SCHEMA = {
             [],
         ),
     },
+}
+EXPECTED_SCHEMA["0002"] = {
+    **EXPECTED_SCHEMA["0001"],
+    "parity_runs": (
+        ["parity_id", "started_at", "finished_at", "host", "backdrop_version", "git_commit", "target", "manifest_sha256",
+         "device_name", "device_tier", "emulated", "frames_limit", "checked_count", "passed_count", "imported_at", "document"],
+        ["ix_parity_runs_device_tier_started_at", "ix_parity_runs_started_at"],
+        [],
+    ),
+    "parity_results": (
+        ["id", "parity_id", "position", "artifact_key", "bucket", "format", "precision", "state_form", "sha256", "passed",
+         "frames", "min_iou", "min_boundary_iou", "max_abs_error", "error", "message"],
+        ["ix_parity_results_artifact_key", "ix_parity_results_sha256"],
+        ["uq_parity_results_parity_id_position"],
+    ),
 }
 
 

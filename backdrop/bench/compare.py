@@ -197,6 +197,43 @@ def compare_runs(
     )
 
 
+def run_warnings(a: dict, b: dict, paired: bool) -> list[str]:
+    """What a reader of a comparison of results documents ``a`` and ``b`` must know: other sessions,
+    device tiers or protocols, or an emulated run."""
+    da, db = a["run"]["device"], b["run"]["device"]
+    out = []
+    if not paired:
+        out.append("the runs are of different sessions: a shared machine's speed can drift by tens of percent between "
+                   "them with nothing changed, so only a change beyond that drift shows; for a fair A/B bench both "
+                   "exports in one session (`backdrop bench --dist NEW --against OLD`).")
+    if da["tier"] != db["tier"]:
+        out.append(f"the runs are of different device tiers ({da['tier']} and {db['tier']}): a difference is the device's too.")
+    if da["emulated"] or db["emulated"]:
+        out.append("an emulated run: its timings are functional, not latency; a change says little about phones.")
+    pa, pb = a["run"]["protocol"], b["run"]["protocol"]
+    if {k: v for k, v in pa.items() if k != "frames"} != {k: v for k, v in pb.items() if k != "frames"}:
+        out.append(f"the runs used different protocols ({pa['name']} and {pb['name']}, or other settings).")
+    return out
+
+
+def same_session(a: dict, b: dict) -> bool:
+    """Whether two results documents were benched in one session (their rounds took turns)."""
+    return bool(a["run"].get("session")) and a["run"].get("session") == b["run"].get("session")
+
+
+def compare_documents(
+    run_a: str, a: dict, run_b: str, b: dict, threshold: float = THRESHOLD, alpha: float = ALPHA,
+    metrics: Sequence[str] = ("e2e", "model"),
+) -> Comparison:
+    """Compare two results documents (ids ``run_a``, ``run_b``) the way ``backdrop results
+    compare`` does: round by round when they share a session, with :func:`run_warnings`. The
+    dashboard marks exactly the changes this calls regressions and improvements."""
+    paired = same_session(a, b)
+    return compare_runs(run_a, run_samples(a), run_b, run_samples(b), threshold, alpha, metrics, run_warnings(a, b, paired),
+                        paired=paired)
+
+
 __all__ = [
-    "ALPHA", "THRESHOLD", "VERDICTS", "Change", "Comparison", "compare_runs", "compare_samples", "round_medians", "run_samples",
+    "ALPHA", "THRESHOLD", "VERDICTS", "Change", "Comparison", "compare_documents", "compare_runs", "compare_samples",
+    "round_medians", "run_samples", "run_warnings", "same_session",
 ]

@@ -13,6 +13,7 @@ from backdrop.orchestration.commands import results as results_commands
 from backdrop.orchestration.commands.bench import bench_command
 from backdrop.orchestration.commands.conformance import conformance_command
 from backdrop.orchestration.commands.core import buckets_command, models_command, new_checkpoint_command, predict_command
+from backdrop.orchestration.commands.dashboard import dashboard_command
 from backdrop.orchestration.commands.devices import devices_command
 from backdrop.orchestration.commands.eval import eval_command
 from backdrop.orchestration.commands.export import export_command
@@ -43,6 +44,7 @@ COMMANDS = {
     "conformance": conformance_command,
     "devices": devices_command,
     "bench": bench_command,
+    "dashboard": dashboard_command,
     "labels": labels_command,
     "train": train_command,
 }

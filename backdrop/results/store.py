@@ -7,13 +7,17 @@ so importing the same file again, or several processes writing the same document
 moment, adds it once. Statistics are recomputed from the raw samples on write
 (:func:`backdrop.bench.stats.summarize`); the samples are kept for the significance tests, and
 the whole document as canonical JSON, so that nothing in it is lost.
+
+Parity checks (``backdrop parity --store``, :mod:`backdrop.results.parity`) are kept the same way:
+a parity document written once, whole or not at all, under the sha256 of its canonical JSON, with
+a row per artifact checked (passed or not, its worst values).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,21 +30,22 @@ from backdrop.bench.stats import Stats, summarize
 from backdrop.results import tables as t
 from backdrop.results.engine import StoreError, driver_message, is_sqlite, make_engine, mask, resolve_url, write_connection
 from backdrop.results.migrate import current_revision, ensure_schema
+from backdrop.results.parity import WORST, validate_parity_document
 
 MIN_PREFIX = 6
-"""The shortest run id prefix a lookup accepts."""
+"""The shortest run (or parity run) id prefix a lookup accepts."""
 
 _HEX = frozenset("0123456789abcdef")
 
 
 @dataclass(frozen=True)
 class WriteOutcome:
-    """What :meth:`Store.write` did.
+    """What :meth:`Store.write` (or :meth:`Store.write_parity`) did.
 
     Attributes:
-        run_id: the run's id (sha256 of the document's canonical JSON).
+        run_id: the run's id (sha256 of the document's canonical JSON); a parity run's parity_id.
         added: True when this call stored the run; False when it was stored already.
-        results: the run's result rows (artifacts timed).
+        results: the run's result rows (artifacts timed, or checked).
     """
 
     run_id: str
@@ -106,6 +111,65 @@ class StoredResult:
     gate: list[dict]
     stats: dict[str, Stats]
     samples: dict[str, list[float]]
+
+
+@dataclass(frozen=True)
+class ParityRunSummary:
+    """One stored parity check, as :meth:`Store.parity_runs` lists it (times are UTC,
+    timezone-aware).
+
+    Attributes:
+        frames_limit: ``--frames`` of the check (None: whole goldens).
+        checked, passed: artifacts checked, and how many of them passed.
+        device: the document's ``run.device`` (the device's description).
+    """
+
+    parity_id: str
+    started_at: datetime
+    finished_at: datetime
+    host: str
+    device_name: str
+    device_tier: str
+    emulated: bool
+    target: str
+    git_commit: str | None
+    manifest_sha256: str | None
+    backdrop_version: str
+    frames_limit: int | None
+    checked: int
+    passed: int
+    device: dict
+
+
+@dataclass(frozen=True)
+class StoredParity:
+    """One artifact's parity result in a stored parity check.
+
+    Attributes:
+        parity_id, position: the check, and the result's index in its document.
+        key, bucket, format, precision, state_form, sha256: the artifact (sha256 of its file as
+            the manifest gives it; None when the document did not say).
+        passed: every frame met every threshold.
+        frames: frames checked (the golden's, or its --frames prefix).
+        min_iou, min_boundary_iou, max_abs_error: the worst values; None when the run failed.
+        error: why the run itself failed, or "". message: the one-line verdict.
+    """
+
+    parity_id: str
+    position: int
+    key: str
+    bucket: str
+    format: str
+    precision: str
+    state_form: str
+    sha256: str | None
+    passed: bool
+    frames: int | None
+    min_iou: float | None
+    min_boundary_iou: float | None
+    max_abs_error: float | None
+    error: str
+    message: str
 
 
 def open_store(url: str | os.PathLike | None = None) -> Store:
@@ -192,28 +256,68 @@ class Store:
         """
         validate_document(document, what)
         run_id = document_id(document)
-        stored = self._stored_count(run_id)
-        if stored is not None:
-            return WriteOutcome(run_id, False, stored)
-        run_row = _run_row(run_id, document, what)
-        prepared = [(_result_row(result), _metric_rows(result)) for result in document["results"]]
-        try:
-            with write_connection(self._engine) as connection, connection.begin():
-                stored = _count_in(connection, run_id)
-                if stored is not None:
-                    return WriteOutcome(run_id, False, stored)
+
+        def prepare() -> tuple[int, Callable[[sa.Connection], None]]:
+            run_row = _run_row(run_id, document, what)
+            prepared = [(_result_row(result), _metric_rows(result)) for result in document["results"]]
+
+            def insert(connection: sa.Connection) -> None:
                 _insert_run(connection, run_row)
                 for position, (row, metric_rows) in enumerate(prepared):
                     _insert_result(connection, run_id, position, row, metric_rows)
+
+            return len(prepared), insert
+
+        return self._write_once(run_id, what, _count_in, prepare)
+
+    def write_parity(self, document: dict, what: str = "parity document") -> WriteOutcome:
+        """Store a parity document (:func:`backdrop.results.parity.parity_document`) once, like
+        :meth:`write`: whole or not at all, under its id (the sha256 of its canonical JSON).
+
+        Raises:
+            ResultsFormatError: the document is not a parity document this backdrop reads (the
+                message names the field); nothing is written.
+            StoreError: the database refused or failed the write (which is all or nothing).
+        """
+        validate_parity_document(document, what)
+        parity_id = document_id(document)
+
+        def prepare() -> tuple[int, Callable[[sa.Connection], None]]:
+            run_row = _parity_run_row(parity_id, document, what)
+            rows = [_parity_result_row(parity_id, position, result) for position, result in enumerate(document["results"])]
+
+            def insert(connection: sa.Connection) -> None:
+                _insert_parity(connection, run_row, rows)
+
+            return len(rows), insert
+
+        return self._write_once(parity_id, what, _parity_count_in, prepare)
+
+    def _write_once(
+        self, key: str, what: str, count_in: Callable[[sa.Connection, str], int | None],
+        prepare: Callable[[], tuple[int, Callable[[sa.Connection], None]]],
+    ) -> WriteOutcome:
+        """Write the document ``key`` names unless it is stored (``count_in`` gives its rows, or
+        None): ``prepare()`` -> (rows, insert), ``insert(connection)`` inside one transaction."""
+        stored = self._stored(count_in, key)
+        if stored is not None:
+            return WriteOutcome(key, False, stored)
+        rows, insert = prepare()
+        try:
+            with write_connection(self._engine) as connection, connection.begin():
+                stored = count_in(connection, key)
+                if stored is not None:
+                    return WriteOutcome(key, False, stored)
+                insert(connection)
         except sa.exc.IntegrityError as e:
             # Another writer stored the same run between our check and our insert: it is there.
-            stored = self._stored_count(run_id)
+            stored = self._stored(count_in, key)
             if stored is not None:
-                return WriteOutcome(run_id, False, stored)
+                return WriteOutcome(key, False, stored)
             raise self._not_written(what, e) from e
         except sa.exc.DBAPIError as e:
             raise self._not_written(what, e) from e
-        return WriteOutcome(run_id, True, len(prepared))
+        return WriteOutcome(key, True, rows)
 
     def _not_written(self, what: str, error: sa.exc.DBAPIError) -> StoreError:
         return StoreError(
@@ -247,9 +351,9 @@ class Store:
             raise ResultsFormatError(f"results file {path} is not valid JSON: {e.msg} at {where}.") from e
         return self.write(document, what=f"results file {path}")
 
-    def _stored_count(self, run_id: str) -> int | None:
+    def _stored(self, count_in: Callable[[sa.Connection, str], int | None], key: str) -> int | None:
         with self._reading() as connection:
-            return _count_in(connection, run_id)
+            return count_in(connection, key)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -287,24 +391,28 @@ class Store:
         Raises:
             StoreError: a malformed reference, none matched, or several did (they are named).
         """
-        ref = run_ref.strip().lower() if isinstance(run_ref, str) else ""
+        return self._resolve(run_ref, t.runs, t.runs.c.run_id, "run")
+
+    def _resolve(self, ref_text: str, table: sa.Table, id_column: sa.Column, noun: str) -> str:
+        ref = ref_text.strip().lower() if isinstance(ref_text, str) else ""
         if len(ref) < MIN_PREFIX or len(ref) > 64 or not set(ref) <= _HEX:
             raise StoreError(
-                f"run {run_ref!r} is not a run id: give the 64 hex characters of one, or a unique prefix of at least "
+                f"{noun} {ref_text!r} is not a {noun} id: give the 64 hex characters of one, or a unique prefix of at least "
                 f"{MIN_PREFIX}."
             )
-        runs = t.runs
-        query = sa.select(runs.c.run_id, runs.c.started_at, runs.c.device_name)
-        query = query.where(runs.c.run_id == ref) if len(ref) == 64 else query.where(runs.c.run_id.startswith(ref))
+        query = sa.select(id_column.label("id"), table.c.started_at, table.c.device_name)
+        query = query.where(id_column == ref) if len(ref) == 64 else query.where(id_column.startswith(ref))
         with self._reading() as connection:
-            rows = connection.execute(query.order_by(runs.c.started_at.desc(), runs.c.run_id).limit(11)).all()
+            rows = connection.execute(query.order_by(table.c.started_at.desc(), id_column).limit(11)).all()
         if not rows:
-            raise StoreError(f"no run in the results store {self.url} has an id starting with {ref}; list the runs for theirs.")
+            raise StoreError(
+                f"no {noun} in the results store {self.url} has an id starting with {ref}; list the {noun}s for theirs."
+            )
         if len(rows) > 1:
-            shown = ", ".join(f"{r.run_id[:12]} ({_aware(r.started_at):%Y-%m-%d %H:%M} on {r.device_name})" for r in rows[:10])
+            shown = ", ".join(f"{r.id[:12]} ({_aware(r.started_at):%Y-%m-%d %H:%M} on {r.device_name})" for r in rows[:10])
             more = " and more" if len(rows) > 10 else ""
-            raise StoreError(f"run prefix {ref} is ambiguous: it matches {shown}{more}. Give more characters.")
-        return rows[0].run_id
+            raise StoreError(f"{noun} prefix {ref} is ambiguous: it matches {shown}{more}. Give more characters.")
+        return rows[0].id
 
     def document(self, run_ref: str) -> dict:
         """The stored results document of a run (full id or unique prefix, see :meth:`resolve`)."""
@@ -328,6 +436,63 @@ class Store:
             by_result.setdefault(m.result_id, {})[m.metric] = m
         return [_stored_result(row, by_result.get(row.id, {})) for row in rows]
 
+    # -- parity checks -------------------------------------------------------------------------
+
+    def parity_runs(self, tier: str | None = None, device: str | None = None, limit: int | None = None) -> list[ParityRunSummary]:
+        """The stored parity checks, newest first (by ``started_at``); only those of device
+        ``tier`` and/or device name ``device`` when given, at most ``limit``."""
+        if limit is not None and (not isinstance(limit, int) or limit < 1):
+            raise StoreError(f"limit must be a positive number of parity runs; got {limit!r}.")
+        p = t.parity_runs
+        query = sa.select(p).order_by(p.c.started_at.desc(), p.c.parity_id)
+        if tier is not None:
+            query = query.where(p.c.device_tier == tier)
+        if device is not None:
+            query = query.where(p.c.device_name == device)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._reading() as connection:
+            rows = connection.execute(query).all()
+        return [
+            ParityRunSummary(
+                parity_id=row.parity_id, started_at=_aware(row.started_at), finished_at=_aware(row.finished_at), host=row.host,
+                device_name=row.device_name, device_tier=row.device_tier, emulated=bool(row.emulated), target=row.target,
+                git_commit=row.git_commit, manifest_sha256=row.manifest_sha256, backdrop_version=row.backdrop_version,
+                frames_limit=row.frames_limit, checked=row.checked_count, passed=row.passed_count,
+                device=json.loads(row.document)["run"]["device"],
+            )
+            for row in rows
+        ]
+
+    def resolve_parity(self, parity_ref: str) -> str:
+        """The full id of the parity run that ``parity_ref`` (a full id or a unique prefix of at
+        least 6 hex characters) names; raises StoreError like :meth:`resolve`."""
+        return self._resolve(parity_ref, t.parity_runs, t.parity_runs.c.parity_id, "parity run")
+
+    def parity_document(self, parity_ref: str) -> dict:
+        """The stored parity document of a parity run (full id or unique prefix)."""
+        parity_id = self.resolve_parity(parity_ref)
+        p = t.parity_runs
+        with self._reading() as connection:
+            text = connection.execute(sa.select(p.c.document).where(p.c.parity_id == parity_id)).scalar_one()
+        return json.loads(text)
+
+    def parity_results(self, parity_ref: str) -> list[StoredParity]:
+        """Every artifact's result of a parity run (full id or unique prefix), in document order."""
+        parity_id = self.resolve_parity(parity_ref)
+        r = t.parity_results
+        with self._reading() as connection:
+            rows = connection.execute(sa.select(r).where(r.c.parity_id == parity_id).order_by(r.c.position)).all()
+        return [
+            StoredParity(
+                parity_id=row.parity_id, position=row.position, key=row.artifact_key, bucket=row.bucket, format=row.format,
+                precision=row.precision, state_form=row.state_form, sha256=row.sha256, passed=bool(row.passed),
+                frames=row.frames, min_iou=row.min_iou, min_boundary_iou=row.min_boundary_iou,
+                max_abs_error=row.max_abs_error, error=row.error, message=row.message,
+            )
+            for row in rows
+        ]
+
 
 # -- rows ------------------------------------------------------------------------------------
 # Module-level so that a test can interrupt a write between them (tests/test_results_store.py).
@@ -345,6 +510,17 @@ def _insert_result(connection: sa.Connection, run_id: str, position: int, row: d
     result_id = connection.execute(sa.insert(t.results).values(run_id=run_id, position=position, **row)).inserted_primary_key[0]
     if metric_rows:
         connection.execute(sa.insert(t.metrics), [{"result_id": result_id, **m} for m in metric_rows])
+
+
+def _parity_count_in(connection: sa.Connection, parity_id: str) -> int | None:
+    p = t.parity_runs
+    return connection.execute(sa.select(p.c.checked_count).where(p.c.parity_id == parity_id)).scalar_one_or_none()
+
+
+def _insert_parity(connection: sa.Connection, run_row: dict, result_rows: list[dict]) -> None:
+    connection.execute(sa.insert(t.parity_runs).values(**run_row))
+    if result_rows:
+        connection.execute(sa.insert(t.parity_results), result_rows)
 
 
 def _utc(value: str, field: str, what: str) -> datetime:
@@ -388,6 +564,30 @@ def _result_row(result: dict) -> dict:
     }
 
 
+def _parity_run_row(parity_id: str, document: dict, what: str) -> dict:
+    run, device = document["run"], document["run"]["device"]
+    return {
+        "parity_id": parity_id,
+        "started_at": _utc(run["started_at"], "started_at", what), "finished_at": _utc(run["finished_at"], "finished_at", what),
+        "host": run["host"], "backdrop_version": run["backdrop_version"], "git_commit": run["git_commit"],
+        "target": run["target"], "manifest_sha256": run["manifest_sha256"], "device_name": device["name"],
+        "device_tier": device["tier"], "emulated": device["emulated"], "frames_limit": run["frames_limit"],
+        "checked_count": len(document["results"]), "passed_count": sum(1 for r in document["results"] if r["passed"]),
+        "imported_at": datetime.now(UTC).replace(tzinfo=None), "document": canonical_json(document),
+    }
+
+
+def _parity_result_row(parity_id: str, position: int, result: dict) -> dict:
+    artifact, worst = result["artifact"], result["worst"]
+    return {
+        "parity_id": parity_id, "position": position, "artifact_key": artifact["key"], "bucket": artifact["bucket"],
+        "format": artifact["format"], "precision": artifact["precision"], "state_form": artifact["state_form"],
+        "sha256": artifact["sha256"], "passed": result["passed"], "frames": result["frames"],
+        **{k: None if worst[k] is None else float(worst[k]) for k in WORST},
+        "error": result["error"], "message": result["message"],
+    }
+
+
 def _metric_rows(result: dict) -> list[dict]:
     rows = []
     for metric in t.METRICS:
@@ -415,4 +615,5 @@ def _stored_result(row: sa.Row, metric_rows: dict[str, sa.Row]) -> StoredResult:
     )
 
 
-__all__ = ["MIN_PREFIX", "RunSummary", "Store", "StoreError", "StoredResult", "WriteOutcome", "open_store"]
+__all__ = ["MIN_PREFIX", "ParityRunSummary", "RunSummary", "Store", "StoreError", "StoredParity", "StoredResult", "WriteOutcome",
+           "open_store"]

@@ -12,6 +12,9 @@ migrations build at head to these definitions. Change both together: a new revis
     metrics   one metric (load, model, e2e) of one result: its statistics, recomputed from the
               raw samples on import, and the samples themselves (compare tests them). A metric
               measured with no samples has no row.
+    parity_runs     one parity check of an export on a device (a parity document,
+                    backdrop/results/parity.py), keyed by its id like ``runs`` (revision 0002).
+    parity_results  one artifact checked in it: passed or not, its worst values, why it failed.
 
 Times are UTC (timezone-naive columns, the same on SQLite and PostgreSQL); free text is TEXT
 (no length that one dialect would enforce and the other not).
@@ -100,4 +103,49 @@ metrics = sa.Table(
     sa.CheckConstraint("metric IN ('load', 'model', 'e2e')", name="metric"),
 )
 
-__all__ = ["METRICS", "STATS_COLUMNS", "metadata", "metrics", "results", "runs"]
+parity_runs = sa.Table(
+    "parity_runs", metadata,
+    sa.Column("parity_id", sa.String(64), primary_key=True),
+    sa.Column("started_at", sa.DateTime, nullable=False),
+    sa.Column("finished_at", sa.DateTime, nullable=False),
+    sa.Column("host", sa.Text, nullable=False),
+    sa.Column("backdrop_version", sa.Text, nullable=False),
+    sa.Column("git_commit", sa.Text, nullable=True),
+    sa.Column("target", sa.Text, nullable=False),
+    sa.Column("manifest_sha256", sa.String(64), nullable=True),
+    sa.Column("device_name", sa.Text, nullable=False),
+    sa.Column("device_tier", sa.Text, nullable=False),
+    sa.Column("emulated", sa.Boolean, nullable=False),
+    sa.Column("frames_limit", sa.Integer, nullable=True),
+    sa.Column("checked_count", sa.Integer, nullable=False),
+    sa.Column("passed_count", sa.Integer, nullable=False),
+    sa.Column("imported_at", sa.DateTime, nullable=False),
+    sa.Column("document", sa.Text, nullable=False),
+    sa.Index(None, "device_tier", "started_at"),
+    sa.Index(None, "started_at"),
+)
+
+parity_results = sa.Table(
+    "parity_results", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("parity_id", sa.String(64), sa.ForeignKey("parity_runs.parity_id", ondelete="CASCADE"), nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("artifact_key", sa.Text, nullable=False),
+    sa.Column("bucket", sa.Text, nullable=False),
+    sa.Column("format", sa.Text, nullable=False),
+    sa.Column("precision", sa.Text, nullable=False),
+    sa.Column("state_form", sa.Text, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=True),
+    sa.Column("passed", sa.Boolean, nullable=False),
+    sa.Column("frames", sa.Integer, nullable=True),
+    sa.Column("min_iou", sa.Double, nullable=True),
+    sa.Column("min_boundary_iou", sa.Double, nullable=True),
+    sa.Column("max_abs_error", sa.Double, nullable=True),
+    sa.Column("error", sa.Text, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.UniqueConstraint("parity_id", "position"),
+    sa.Index(None, "artifact_key"),
+    sa.Index(None, "sha256"),
+)
+
+__all__ = ["METRICS", "STATS_COLUMNS", "metadata", "metrics", "parity_results", "parity_runs", "results", "runs"]

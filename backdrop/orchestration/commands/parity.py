@@ -30,6 +30,15 @@ def parity_command(
     keep: Annotated[
         bool, typer.Option("--keep", help="Leave the files pushed to the device there (devices that push: adb).")
     ] = False,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            help="Also store the check in this results store: a SQLite file path, sqlite:///PATH, or "
+            "postgresql://USER@HOST:PORT/DB. Default: not stored.",
+            show_default=False,
+        ),
+    ] = None,
     fmt: FormatOpt = "text",
 ) -> None:
     """Roll every golden sequence through every artifact the device can run, with the state
@@ -44,40 +53,63 @@ def parity_command(
     The report names the device (CPU, OS, runtime versions); an emulated device's is marked
     as a functional check, never latency.
 
+    With --store, the check (per artifact: passed or not, its worst values, the file's sha256)
+    also goes into that results store, in one transaction, once; a run that stops on a lost
+    device stores nothing. `backdrop bench --store` names the same stores.
+
     Example: backdrop parity --dist dist/android-arm64 --device qemu-arm64 --bucket-names landscape_16x9 --frames 22
 
     Example (a phone over adb): backdrop parity --dist dist/android-arm64 --device adb:R5CT1234 --bucket-names portrait_9x16
 
     Example (on a Mac): backdrop parity --dist dist/ios-arm64 --device coreml-mac
+
+    Example (into the store): backdrop parity --dist dist/android-arm64 --device host --store results/backdrop.db
     """
+    from datetime import UTC, datetime
+
     from backdrop.device_tests.base import DeviceLostError, close_device, ready_device
     from backdrop.device_tests.parity import write_parity_report
 
     fmt = check_format(fmt)
-    dev = ready_device(device)
-    if keep:
-        if not hasattr(dev, "keep"):
-            raise typer.BadParameter(f"{device} pushes nothing, so there is nothing to keep.", param_hint="--keep")
-        dev.keep = True
+    db = None if store is None else _open_store(store)  # a bad URL fails here, before anything runs
     try:
-        records, skipped = _run_parity(dist, dev, bucket_names, frames, fmt)
-    except DeviceLostError as e:
-        typer.echo(f"error: {e} No report was written.", err=True)
-        raise typer.Exit(1) from e
+        dev = ready_device(device)
+        if keep:
+            if not hasattr(dev, "keep"):
+                raise typer.BadParameter(f"{device} pushes nothing, so there is nothing to keep.", param_hint="--keep")
+            dev.keep = True
+        started = datetime.now(UTC)
+        try:
+            records, skipped, manifest = _run_parity(dist, dev, bucket_names, frames, fmt)
+        except DeviceLostError as e:
+            typer.echo(f"error: {e} No report was written{' and nothing was stored' if db else ''}.", err=True)
+            raise typer.Exit(1) from e
+        finally:
+            close_device(dev)
+        finished = datetime.now(UTC)
+        description = dev.describe()
+        reports = dist / "reports"
+        reports.mkdir(exist_ok=True)
+        stem = re.sub(r"[^\w.-]+", "-", device)  # adb:HOST:PORT -> adb-HOST-PORT
+        if records:
+            # Written aside, then renamed: the export-time reports/parity.* stay as they were.
+            with tempfile.TemporaryDirectory(dir=reports) as tmp:
+                for p in write_parity_report(records, tmp, description):
+                    os.replace(p, reports / f"{p.stem}-{stem}{p.suffix}")
+        outcome = None
+        if db is not None and records:
+            outcome = db.write_parity(_document(dist, manifest, records, skipped, description, started, finished, frames))
+        store_url = None if db is None else db.url
     finally:
-        close_device(dev)
-    reports = dist / "reports"
-    reports.mkdir(exist_ok=True)
-    stem = re.sub(r"[^\w.-]+", "-", device)  # adb:HOST:PORT -> adb-HOST-PORT
-    if records:
-        # Written aside, then renamed: the export-time reports/parity.* stay as they were.
-        with tempfile.TemporaryDirectory(dir=reports) as tmp:
-            for p in write_parity_report(records, tmp, dev.describe()):
-                os.replace(p, reports / f"{p.stem}-{stem}{p.suffix}")
+        if db is not None:
+            db.close()
     failed = [r for r in records if not r.passed]
     if fmt == "json":
         checked = [r.summary().to_dict() for r in records]
-        typer.echo(json.dumps({"device": device, "checked": checked, "skipped": skipped}, default=str))
+        out = {"device": device, "checked": checked, "skipped": skipped}
+        if outcome is not None:
+            out["stored"] = {"parity_id": outcome.run_id, "added": outcome.added, "store": store_url}
+        typer.echo(json.dumps(out, default=str))
     else:
         for r in records:
             typer.echo(f"{'ok  ' if r.passed else 'FAIL'} {r.artifact}: min IoU {r.summary().worst.get('min_iou')}")
@@ -86,15 +118,45 @@ def parity_command(
         if records:
             typer.echo(f"wrote {reports}/parity-{stem}.json and .md")
         else:
-            typer.echo(f"{device} can run none of the {len(skipped)} artifacts here.")
+            typer.echo(f"{device} can run none of the {len(skipped)} artifacts here"
+                       + (f"; nothing stored in {store_url}." if store_url else "."))
+        if outcome is not None:
+            if outcome.added:
+                typer.echo(f"stored parity run {outcome.run_id[:12]} in {store_url}")
+            else:
+                typer.echo(f"parity run {outcome.run_id[:12]} already stored in {store_url}")
     if failed:
         for r in failed:
             typer.echo(r.message, err=True)
         raise typer.Exit(1)
 
 
-def _run_parity(dist: Path, dev, bucket_names: str | None, frames: int | None, fmt: str) -> tuple[list, list[dict]]:
-    """Check every artifact of ``dist`` that ``dev`` runs; (records, skipped)."""
+def _open_store(url: str):
+    from backdrop.results import open_store
+
+    return open_store(url)
+
+
+def _document(dist: Path, manifest: dict, records: list, skipped: list[dict], description, started, finished,
+              frames: int | None) -> dict:
+    """The parity document of this check (backdrop/results/parity.py), the artifacts' sha256
+    from the manifest."""
+    import socket
+
+    from backdrop import __version__
+    from backdrop.bench.run import git_commit
+    from backdrop.core.fsutil import file_sha256
+    from backdrop.results.parity import parity_document
+
+    return parity_document(
+        records, description, manifest["target"]["name"], file_sha256(dist / "manifest.json"), started, finished, frames,
+        git_commit(), __version__, socket.gethostname() or "unknown",
+        artifact_sha256={e["key"]: e.get("sha256") for e in manifest["artifacts"]}, skipped=skipped,
+    )
+
+
+def _run_parity(dist: Path, dev, bucket_names: str | None, frames: int | None, fmt: str) -> tuple[list, list[dict], dict]:
+    """Check every artifact of ``dist`` that ``dev`` runs; (records, skipped, manifest)."""
     from tqdm import tqdm
 
     from backdrop.core.buckets import Bucket
@@ -122,7 +184,7 @@ def _run_parity(dist: Path, dev, bucket_names: str | None, frames: int | None, f
         goldens[name] = golden.prefix(frames) if frames is not None else golden
     for art in tqdm(runnable, desc=f"parity on {dev.name}", unit="artifact", file=sys.stderr, disable=fmt != "text"):
         records.append(check_parity(art, goldens[art.bucket.name], dev, thresholds_for(art.precision)))
-    return records, skipped
+    return records, skipped, manifest
 
 
 def _bucket_names(option: str | None, known: list[str]) -> list[str]:

@@ -153,7 +153,7 @@ def compare_command(
 
     Example: backdrop results compare 3f2a9c 8b1d04 --threshold 0.1 --fail-on-regression --format json
     """
-    from backdrop.bench.compare import compare_runs, run_samples
+    from backdrop.bench.compare import compare_documents
 
     fmt = check_format(fmt)
     metrics = [m.strip() for m in metric.split(",") if m.strip()]
@@ -163,9 +163,7 @@ def compare_command(
     with _store(store) as db:
         id_a, id_b = db.resolve(run_a), db.resolve(run_b)
         a, b = db.document(id_a), db.document(id_b)
-    paired = bool(a["run"].get("session")) and a["run"].get("session") == b["run"].get("session")
-    comparison = compare_runs(id_a, run_samples(a), id_b, run_samples(b), threshold, alpha, metrics, _warnings(a, b, paired),
-                              paired=paired)
+    comparison = compare_documents(id_a, a, id_b, b, threshold, alpha, metrics)
     if fmt == "json":
         typer.echo(json.dumps(comparison.to_dict()))
     else:
@@ -187,23 +185,6 @@ def compare_command(
                    f"no change (threshold {threshold:.0%}, alpha {alpha}; the tested column says over what)")
     if fail_on_regression and comparison.counts()["regression"]:
         raise typer.Exit(1)
-
-
-def _warnings(a: dict, b: dict, paired: bool) -> list[str]:
-    da, db = a["run"]["device"], b["run"]["device"]
-    out = []
-    if not paired:
-        out.append("the runs are of different sessions: a shared machine's speed can drift by tens of percent between "
-                   "them with nothing changed, so only a change beyond that drift shows; for a fair A/B bench both "
-                   "exports in one session (`backdrop bench --dist NEW --against OLD`).")
-    if da["tier"] != db["tier"]:
-        out.append(f"the runs are of different device tiers ({da['tier']} and {db['tier']}): a difference is the device's too.")
-    if da["emulated"] or db["emulated"]:
-        out.append("an emulated run: its timings are functional, not latency; a change says little about phones.")
-    pa, pb = a["run"]["protocol"], b["run"]["protocol"]
-    if {k: v for k, v in pa.items() if k != "frames"} != {k: v for k, v in pb.items() if k != "frames"}:
-        out.append(f"the runs used different protocols ({pa['name']} and {pb['name']}, or other settings).")
-    return out
 
 
 app.command("import", help=reflow_help(import_command.__doc__))(import_command)

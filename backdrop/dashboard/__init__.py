@@ -1,0 +1,1 @@
+"""The latency dashboard: the results store as a static site (``backdrop dashboard``)."""
