@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 
 from backdrop.bench.compare import ALPHA, THRESHOLD, Change, Comparison, compare_documents
 from backdrop.bench.stats import Stats
 from backdrop.core.errors import ConfigError
-from backdrop.results import Store
+from backdrop.results import Store, StoredResult
 
 DEFAULT_BUDGET_MS = 33.0
 """The per-frame budget of a tier unless told otherwise: 30 frames a second."""
@@ -66,27 +66,11 @@ NOT_RUN = ParityCell("not run", "no stored parity check of this artifact file on
 
 
 @dataclass(frozen=True)
-class ArtifactResult:
-    """One artifact (or the peer) in one stored run."""
+class ArtifactResult(StoredResult):
+    """One artifact (or the peer) in one stored run (:class:`StoredResult`), with its run's
+    start and the parity of its file on the run's tier."""
 
-    run_id: str
-    started_at: datetime
-    key: str
-    bucket: str
-    format: str
-    precision: str
-    state_form: str
-    peer: bool
-    sha256: str
-    size_bytes: int
-    checkpoint_sha256: str | None
-    threads: int
-    memory: dict | None
-    flags: list[str]
-    runtime_versions: dict[str, str]
-    stats: dict[str, Stats]
-    samples: dict[str, list[float]]
-    gate: list[dict] = field(default_factory=list)
+    started_at: datetime | None = None
     parity: ParityCell = NOT_RUN
 
     @property
@@ -229,10 +213,7 @@ def collect(
         last_of_device[s.device_name] = s.run_id
         results = [
             ArtifactResult(
-                run_id=s.run_id, started_at=s.started_at, key=r.key, bucket=r.bucket, format=r.format, precision=r.precision,
-                state_form=r.state_form, peer=r.peer, sha256=r.sha256, size_bytes=r.size_bytes,
-                checkpoint_sha256=r.checkpoint_sha256, threads=r.threads, memory=r.memory, flags=r.flags,
-                runtime_versions=r.runtime_versions, stats=r.stats, samples=r.samples, gate=r.gate,
+                **{f.name: getattr(r, f.name) for f in fields(StoredResult)}, started_at=s.started_at,
                 parity=_parity_of(r.sha256, s.device_tier, parity_runs, parity_rows) if not r.peer else NOT_RUN,
             )
             for r in stored

@@ -360,21 +360,10 @@ class Store:
     def runs(self, tier: str | None = None, device: str | None = None, limit: int | None = None) -> list[RunSummary]:
         """The stored runs, newest first (by ``started_at``); only those of device ``tier`` and/or
         device name ``device`` when given, at most ``limit``."""
-        if limit is not None and (not isinstance(limit, int) or limit < 1):
-            raise StoreError(f"limit must be a positive number of runs; got {limit!r}.")
         r = t.runs
-        query = sa.select(
-            r.c.run_id, r.c.started_at, r.c.finished_at, r.c.source, r.c.host, r.c.device_name, r.c.device_tier,
-            r.c.emulated, r.c.target, r.c.git_commit, r.c.results_count, r.c.backdrop_version,
-        ).order_by(r.c.started_at.desc(), r.c.run_id)
-        if tier is not None:
-            query = query.where(r.c.device_tier == tier)
-        if device is not None:
-            query = query.where(r.c.device_name == device)
-        if limit is not None:
-            query = query.limit(limit)
-        with self._reading() as connection:
-            rows = connection.execute(query).all()
+        columns = (r.c.run_id, r.c.started_at, r.c.finished_at, r.c.source, r.c.host, r.c.device_name, r.c.device_tier,
+                   r.c.emulated, r.c.target, r.c.git_commit, r.c.results_count, r.c.backdrop_version)
+        rows = self._newest_first(r, r.c.run_id, columns, tier, device, limit, "runs")
         return [
             RunSummary(
                 run_id=row.run_id, started_at=_aware(row.started_at), finished_at=_aware(row.finished_at), source=row.source,
@@ -438,21 +427,27 @@ class Store:
 
     # -- parity checks -------------------------------------------------------------------------
 
-    def parity_runs(self, tier: str | None = None, device: str | None = None, limit: int | None = None) -> list[ParityRunSummary]:
-        """The stored parity checks, newest first (by ``started_at``); only those of device
-        ``tier`` and/or device name ``device`` when given, at most ``limit``."""
+    def _newest_first(self, table: sa.Table, id_column, columns, tier: str | None, device: str | None, limit: int | None,
+                      what: str) -> list[sa.Row]:
+        """Rows of ``table`` (``columns``), newest first by ``started_at`` then id, filtered by
+        device tier and name, at most ``limit``."""
         if limit is not None and (not isinstance(limit, int) or limit < 1):
-            raise StoreError(f"limit must be a positive number of parity runs; got {limit!r}.")
-        p = t.parity_runs
-        query = sa.select(p).order_by(p.c.started_at.desc(), p.c.parity_id)
+            raise StoreError(f"limit must be a positive number of {what}; got {limit!r}.")
+        query = sa.select(*columns).order_by(table.c.started_at.desc(), id_column)
         if tier is not None:
-            query = query.where(p.c.device_tier == tier)
+            query = query.where(table.c.device_tier == tier)
         if device is not None:
-            query = query.where(p.c.device_name == device)
+            query = query.where(table.c.device_name == device)
         if limit is not None:
             query = query.limit(limit)
         with self._reading() as connection:
-            rows = connection.execute(query).all()
+            return connection.execute(query).all()
+
+    def parity_runs(self, tier: str | None = None, device: str | None = None, limit: int | None = None) -> list[ParityRunSummary]:
+        """The stored parity checks, newest first (by ``started_at``); only those of device
+        ``tier`` and/or device name ``device`` when given, at most ``limit``."""
+        p = t.parity_runs
+        rows = self._newest_first(p, p.c.parity_id, (p,), tier, device, limit, "parity runs")
         return [
             ParityRunSummary(
                 parity_id=row.parity_id, started_at=_aware(row.started_at), finished_at=_aware(row.finished_at), host=row.host,
