@@ -5,7 +5,8 @@ The fp32 ``.onnx`` of export/formats/onnx.py is quantized by ONNX Runtime's stat
 ops, so the opset stays) around every op the quantizer takes; ONNX Runtime fuses
 DequantizeLinear -> op -> QuantizeLinear into its int8 kernels when it loads the graph.
 
-- Weights: int8, symmetric, per output channel. Activations: uint8, affine, per tensor
+- Weights: int8, symmetric, per output channel, in 7 bits (``reduce_range``: no saturation on
+  x86 without VNNI, where the exports are checked). Activations: uint8, affine, per tensor
   (:data:`INT8_ACTIVATIONS`), ranges by MinMax over the calibration set
   (:func:`backdrop.quantization.calibration.cached_calibration_inputs`, fed as ``frame`` /
   ``prev_mask``). The graph is not pre-processed (``quant_pre_process``).
@@ -114,6 +115,10 @@ def quantize_qdq(
                 reader,
                 quant_format=QuantFormat.QDQ,
                 per_channel=True,
+                # 7-bit weights: on x86 CPUs with AVX2 or AVX-512 but no VNNI, ONNX Runtime's
+                # uint8 x int8 kernels add pairs of products in int16 and saturate, so an
+                # artifact checked on such a host can be far from float (docs/quantization.md).
+                reduce_range=True,
                 weight_type=QuantType.QInt8,
                 activation_type=INT8_ACTIVATIONS,
                 calibrate_method=CalibrationMethod.MinMax,

@@ -128,7 +128,7 @@ def dashboard_store(small_dist, tmp_path_factory):
     a, b = run("bench", "--dist", str(small_dist), "--against", str(copy), "--store", str(store), *quick)
     emulated = run("bench", "--dist", str(small_dist), "--device", "qemu-arm64", "--artifacts", "a/onnx-*", "--store", str(store),
                    "--min-frames", "4", "--min-seconds", "0", "--rounds", "2", "--warmup", "1")
-    run("parity", "--dist", str(small_dist), "--device", "host", "--store", str(store))
+    run("parity", "--dist", str(copy), "--device", "host", "--store", str(store))  # writes reports/ into the copy
     # Runs of one session share their start and are ordered by id: the later of the two is the
     # one the planted run follows.
     first, second = sorted([a, b], key=document_id)

@@ -1,5 +1,5 @@
 """``qemu-arm64``: the aarch64 runner bundle under user-mode qemu, against the Python host over
-real golden frames (fp32 within 1e-4 and the same binary masks: arm64 kernels round differently
+real golden frames (fp32 within 2.5e-4 and the same binary masks: arm64 kernels round differently
 from x86's); emulated and
 labelled so; the parity command's --bucket-names / --frames and the device description."""
 
@@ -45,8 +45,10 @@ def test_arm64_runner_matches_the_python_host(qemu, golden, lite_64x96_fp32):
         assert qemu.can_run(art), qemu.why_not(art)
         got, want = qemu.run_sequence(art, g), host.run_sequence(art, g)
         # arm64 kernels (NEON, fused multiply-add) round differently from x86's, and the state
-        # carries each frame's difference into the next: 1.5e-5 after 18 frames measured here.
-        assert np.max(np.abs(got - want)) <= 1e-4, art.key
+        # carries each frame's difference into the next. After 18 frames: 1.5e-5 on one x86
+        # host, 1.0e-4 (ONNX) on an AVX2-only AMD EPYC host, whose x86 kernels differ again;
+        # 2.5e-4 is the fp32 bound measured for this harsh test network (device_tests/parity.py).
+        assert np.max(np.abs(got - want)) <= 2.5e-4, art.key
         np.testing.assert_array_equal(got >= 0.5, want >= 0.5, err_msg=art.key)
     rec = check_parity(arts[0], g, qemu)
     assert rec.passed, rec.message
