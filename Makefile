@@ -42,8 +42,10 @@ teacher: $(TEACHER_STAMP) ## create .venv-teacher with MediaPipe (the training t
 test: $(STAMP) native-runner native-runner-arm64 ## run the fast tests (what CI runs first)
 	$(BIN)/python -m pytest --durations=10
 
+# SLOW_ARGS: more pytest options (CI deselects the tests its own stages cover on the main job's export).
+SLOW_ARGS ?=
 test-slow: $(STAMP) native-runner native-runner-arm64 ## run the slow tests (ExecuTorch lowering of every bucket, ...)
-	$(BIN)/python -m pytest -m slow --durations=15
+	$(BIN)/python -m pytest -m slow --durations=15 $(SLOW_ARGS)
 
 # The adb device's tests against a real adbd (Debian's, bookworm-backports) on loopback port
 # ADBD_PORT, whose shell runs the aarch64 bundle through qemu. adbd listens on every interface
