@@ -124,7 +124,9 @@ def dashboard_store(small_dist, tmp_path_factory):
         assert r.exit_code == 0, r.output
         return json.loads(r.stdout.strip().splitlines()[-1])
 
-    quick = ["--min-frames", "60", "--min-seconds", "0.25", "--rounds", "8", "--warmup", "2", "--no-peer"]
+    # The protocol of tests/test_bench_cli.py's A/B: shorter rounds (60 frames, 0.25 s) made a
+    # same-code rerun a "regression" once in CI on a noisy 2-core host.
+    quick = ["--min-frames", "240", "--min-seconds", "1.6", "--rounds", "8", "--warmup", "3", "--no-peer"]
     a, b = run("bench", "--dist", str(small_dist), "--against", str(copy), "--store", str(store), *quick)
     emulated = run("bench", "--dist", str(small_dist), "--device", "qemu-arm64", "--artifacts", "a/onnx-*", "--store", str(store),
                    "--min-frames", "4", "--min-seconds", "0", "--rounds", "2", "--warmup", "1")

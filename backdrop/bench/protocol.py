@@ -37,7 +37,7 @@ class Protocol:
         min_frames: timed frames per artifact, at least, over all rounds.
         min_seconds: seconds of timed frames per artifact, at least, over all rounds.
         rounds: rounds per artifact; within a bucket the artifacts (fp32 and int8 twins, every
-            format and state form) take turns, the order reversed every other round, so that a
+            format and state form) take turns, the order rotated by one place each round, so that a
             change in the machine's load or clock hits all of them alike.
         cooldown_s: idle seconds before each round.
         gate: the thermal and clock gate before each round.

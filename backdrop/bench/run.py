@@ -2,7 +2,7 @@
 and return one results document (backdrop/bench/document.py) with the full context.
 
 Per bucket, the artifacts (and the MediaPipe peer, where it runs) take turns round by round,
-the order reversed every other round; before each round the device cools down and passes the
+the order rotated by one place each round; before each round the device cools down and passes the
 thermal and clock gate. Each round is the device's own ``bench_round`` (load, warm-up, frames
 with the state carried, model-only and end-to-end per frame).
 """
@@ -171,7 +171,9 @@ def run_bench(
     started = _now()
     for members in groups.values():
         for r in range(proto.rounds):
-            for m in members if r % 2 == 0 else members[::-1]:
+            # Rotated by one place each round: every artifact takes every place (the first, just
+            # after the gate's wait, included) equally often, and follows the same neighbour.
+            for m in members[r % len(members):] + members[:r % len(members)]:
                 done += 1
                 if (m.side, m.key) in failed:
                     if progress:
