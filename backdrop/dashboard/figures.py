@@ -112,10 +112,9 @@ def over_time_figure(tier: TierView, bucket: str) -> go.Figure | None:
             s = r.latency
             commit = (run.git_commit or "no commit")[:10]
             series.setdefault(_label(r), []).append((run.started_at, s, commit, r))
-            verdict = run.verdict(r.key, r.latency_metric)
-            if verdict in marks:
-                change = next(c for c in run.comparison.changes if c.key == r.key and c.metric == r.latency_metric)
-                marks[verdict].append((run.started_at, s.p50, f"{_label(r)}: x{change.ratio:.3f} vs {run.previous[:12]}, "
+            change = run.change(r.key, r.latency_metric)
+            if change is not None and change.verdict in marks:
+                marks[change.verdict].append((run.started_at, s.p50, f"{_label(r)}: x{change.ratio:.3f} vs {run.previous[:12]}, "
                                                             f"p={change.p_value:.2g} ({change.unit})"))
     if not series:
         return None

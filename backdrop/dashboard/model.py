@@ -115,12 +115,12 @@ class RunView:
             return []
         return [c for c in self.comparison.changes if c.verdict != "no change"]
 
-    def verdict(self, key: str, metric: str) -> str:
-        """compare's verdict of ``key``'s ``metric`` against the previous run ("" if not compared)."""
+    def change(self, key: str, metric: str) -> Change | None:
+        """compare's finding for ``key``'s ``metric`` against the previous run (None if not compared)."""
         for c in self.comparison.changes if self.comparison else []:
             if c.key == key and c.metric == metric:
-                return c.verdict
-        return ""
+                return c
+        return None
 
 
 @dataclass(frozen=True)
@@ -197,7 +197,7 @@ def collect(
     budgets = budgets or Budgets()
     summaries = sorted(store.runs(), key=lambda r: (r.started_at, r.finished_at, r.run_id))
     parity_runs = store.parity_runs()  # newest first
-    parity_rows = {p.parity_id: store.parity_results(p.parity_id) for p in parity_runs}
+    parity_by_file = _newest_parity_by_file(store, parity_runs)
     documents = {s.run_id: store.document(s.run_id) for s in summaries}
     last_of_device: dict[str, str] = {}
     runs: list[RunView] = []
@@ -214,7 +214,7 @@ def collect(
         results = [
             ArtifactResult(
                 **{f.name: getattr(r, f.name) for f in fields(StoredResult)}, started_at=s.started_at,
-                parity=_parity_of(r.sha256, s.device_tier, parity_runs, parity_rows) if not r.peer else NOT_RUN,
+                parity=parity_by_file.get((s.device_tier, r.sha256), NOT_RUN) if not r.peer else NOT_RUN,
             )
             for r in stored
         ]
@@ -252,18 +252,20 @@ def collect(
     )
 
 
-def _parity_of(sha256: str, tier: str, parity_runs: list, parity_rows: dict) -> ParityCell:
-    """The newest stored parity check of this artifact file on this tier."""
+def _newest_parity_by_file(store: Store, parity_runs: list) -> dict[tuple[str, str], ParityCell]:
+    """(tier, artifact sha256) -> the newest stored parity check of that file on that tier
+    (``parity_runs`` is newest first), read once for every artifact of every run."""
+    cells: dict[tuple[str, str], ParityCell] = {}
     for p in parity_runs:
-        if p.device_tier != tier:
-            continue
-        for row in parity_rows[p.parity_id]:
-            if row.sha256 == sha256:
-                worst = "" if row.min_iou is None else f"; min IoU {row.min_iou:.4f}, max abs error {row.max_abs_error:.3g}"
-                why = f": {row.message or row.error}" if not row.passed else ""
-                detail = f"{row.frames} golden frames on {p.device_name}, {p.started_at:%Y-%m-%d %H:%M} UTC{worst}{why}"
-                return ParityCell("verified" if row.passed else "failed", detail, p.parity_id, p.started_at)
-    return NOT_RUN
+        for row in store.parity_results(p.parity_id):
+            if row.sha256 is None or (p.device_tier, row.sha256) in cells:
+                continue
+            worst = "" if row.min_iou is None else f"; min IoU {row.min_iou:.4f}, max abs error {row.max_abs_error:.3g}"
+            why = f": {row.message or row.error}" if not row.passed else ""
+            detail = f"{row.frames} golden frames on {p.device_name}, {p.started_at:%Y-%m-%d %H:%M} UTC{worst}{why}"
+            cells[(p.device_tier, row.sha256)] = ParityCell("verified" if row.passed else "failed", detail, p.parity_id,
+                                                            p.started_at)
+    return cells
 
 
 def _tier_parity(tier_parity: list) -> ParityCell:
