@@ -39,13 +39,17 @@ $(TEACHER_STAMP):
 teacher: $(TEACHER_STAMP) ## create .venv-teacher with MediaPipe (the training teacher for make labels; the peer make bench times)
 	@echo "teacher: $(TEACHER_VENV)/bin/python"
 
-test: $(STAMP) native-runner native-runner-arm64 ## run the fast tests (what CI runs first)
-	$(BIN)/python -m pytest --durations=10
+# JOBS: pytest worker processes (pytest-xdist). The tests marked `timed` (bench rounds, A/B
+# comparisons) run after the others, alone, so that no other test shares the CPU with them.
+JOBS ?= 2
+test: $(STAMP) native-runner native-runner-arm64 ## run the fast tests (what CI runs first): the rest over JOBS workers, then the timed ones alone
+	$(BIN)/python -m pytest -n $(JOBS) --timed skip --durations=10
+	$(BIN)/python -m pytest --timed only --durations=5
 
 # SLOW_ARGS: more pytest options (CI deselects the tests its own stages cover on the main job's export).
 SLOW_ARGS ?=
 test-slow: $(STAMP) native-runner native-runner-arm64 ## run the slow tests (ExecuTorch lowering of every bucket, ...)
-	$(BIN)/python -m pytest -m slow --durations=15 $(SLOW_ARGS)
+	$(BIN)/python -m pytest -m slow -n $(JOBS) --durations=15 $(SLOW_ARGS)
 
 # The adb device's tests against a real adbd (Debian's, bookworm-backports) on loopback port
 # ADBD_PORT, whose shell runs the aarch64 bundle through qemu. adbd listens on every interface

@@ -7,6 +7,28 @@ import pytest
 import torch
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--timed",
+        choices=("all", "only", "skip"),
+        default="all",
+        help="tests marked `timed` measure time: run them with the rest (all), alone (only) or not at all (skip). "
+        "`make test` runs the rest spread over the cores (-n JOBS, --timed skip), then these alone (--timed only).",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    mode = config.getoption("--timed")
+    if mode == "all":
+        return
+    want = mode == "only"
+    keep = [it for it in items if (it.get_closest_marker("timed") is not None) == want]
+    drop = [it for it in items if (it.get_closest_marker("timed") is not None) != want]
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

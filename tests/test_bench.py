@@ -16,6 +16,9 @@ from backdrop.bench.stats import StatsError, median_interval, summarize, trimmed
 from backdrop.core.errors import ConfigError
 from backdrop.device_tests.base import BenchPlan, DeviceError, DeviceLostError, RoundTimings
 
+# Measures time: `make test` runs this file alone, after the tests spread over the cores.
+pytestmark = pytest.mark.timed
+
 # ---- statistics ------------------------------------------------------------------------------
 
 

@@ -11,6 +11,9 @@ from typer.testing import CliRunner
 
 from backdrop.orchestration.cli import app
 
+# Measures time: `make test` runs this file alone, after the tests spread over the cores.
+pytestmark = pytest.mark.timed
+
 QUICK = ["--min-frames", "240", "--min-seconds", "1.6", "--rounds", "8", "--warmup", "3", "--no-peer"]
 
 

@@ -16,6 +16,9 @@ from backdrop.device_tests.host_native import HostNativeDevice, default_runner
 from backdrop.device_tests.qemu_arm64 import QemuArm64Device
 from backdrop.device_tests.sequence import CameraFrames, read_camera_masks, write_sequence
 
+# Measures time: `make test` runs this file alone, after the tests spread over the cores.
+pytestmark = pytest.mark.timed
+
 
 @pytest.fixture(scope="module")
 def native():

@@ -15,6 +15,9 @@ from backdrop.dashboard.build import EMULATED_BADGE, MARKER, DashboardSpec, buil
 from backdrop.dashboard.model import Budgets
 from backdrop.results import StoreError, open_store
 
+# Measures time: `make test` runs this file alone, after the tests spread over the cores.
+pytestmark = pytest.mark.timed
+
 
 @pytest.fixture(scope="module")
 def site(dashboard_store, tmp_path_factory):
