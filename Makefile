@@ -84,8 +84,10 @@ predict: $(STAMP) ## main job: reference masks for a clip (INPUT=video/dir, defa
 	input="$(INPUT)"; [ -n "$$input" ] || input=$$($(BIN)/python -c 'from backdrop.core.samples import carphone_clip; print(carphone_clip())'); \
 	$(BIN)/backdrop predict --checkpoint $(CHECKPOINT) --input "$$input" --out $(OUT)/masks.npz --overlay $(OUT)/overlay.png
 
+# EXPORT_ARGS: more `backdrop export` options, e.g. --bucket-names landscape_16x9,portrait_9x16 (CI's main job).
+EXPORT_ARGS ?=
 export: $(STAMP) ## per-bucket artifacts + manifest + parity for TARGET (the targets: docs/export.md, backdrop export --help) -> dist/TARGET/
-	$(BIN)/backdrop export --target $(TARGET) --checkpoint $(CHECKPOINT) --out $(DIST)
+	$(BIN)/backdrop export --target $(TARGET) --checkpoint $(CHECKPOINT) --out $(DIST) $(EXPORT_ARGS)
 
 # `make bench`: every artifact of dist/TARGET on DEVICE (default: this host's Python runtimes) under
 # the quick protocol, next to MediaPipe's selfie segmenter, into STORE (default: results/backdrop.db;

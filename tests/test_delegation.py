@@ -56,12 +56,15 @@ def test_default_network_fully_delegated_on_one_bucket():
 @pytest.mark.slow
 @pytest.mark.parametrize("bucket", list(DEFAULT_BUCKETS), ids=lambda b: b.name)
 def test_default_network_fully_delegated_on_every_bucket(bucket):
-    # In CI the main job has just lowered the default model at every bucket (fp32 and int8, both
-    # state forms) and recorded the delegation; check that record instead of lowering again.
+    # In CI the main job has just lowered the default model at the buckets it exports (fp32 and
+    # int8, both state forms) and recorded the delegation; check that record instead of lowering
+    # again, and lower the buckets it left out.
     exported = os.environ.get("BACKDROP_EXPORTED_DIST")
     report = Path(exported or ".") / "android-arm64" / "reports" / "delegation.json"
+    rows = {}
     if exported and report.exists():
         rows = {k: v for k, v in json.loads(report.read_text()).items() if k.startswith(f"{bucket.name}/")}
+    if rows:  # a bucket that export left out (CI exports a subset) is lowered here instead
         assert len(rows) >= 2, sorted(rows)
         for key, d in rows.items():
             assert d["delegated_subgraphs"] == 1 and d["compute_ops_outside"] == {}, (key, d)
