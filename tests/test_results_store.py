@@ -566,3 +566,24 @@ def test_three_processes_write_at_once(db):
     check_concurrent_outcome(str(db), own, shared, outcomes)
     with open_store(db) as store:
         assert store.schema_version() == migrate.head_revision()
+
+
+def test_opening_a_fresh_store_waits_for_a_lock_held_elsewhere(tmp_path):
+    """SQLite refuses the switch to WAL at once ("database is locked", no busy handler) while
+    another connection holds a lock on a fresh file: the store's connect waits for it instead."""
+    import sqlite3
+    import threading
+
+    path = tmp_path / "results.db"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("CREATE TABLE held (a)")
+    threading.Timer(0.3, holder.execute, args=("COMMIT",)).start()
+    engine = make_engine(resolve_url(path))
+    try:
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert connection.exec_driver_sql("SELECT count(*) FROM held").scalar() == 0
+    finally:
+        engine.dispose()
+        holder.close()

@@ -9,6 +9,8 @@ so that concurrent writers queue for the lock instead of failing half-way.
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -109,10 +111,27 @@ def _sqlite_connect(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        _switch_to_wal(cursor)
         cursor.execute("PRAGMA foreign_keys = ON")
     finally:
         cursor.close()
+
+
+def _switch_to_wal(cursor) -> None:
+    # Switching a file to WAL takes an exclusive lock, and SQLite answers SQLITE_BUSY at once,
+    # without its busy handler, while another connection holds any lock (several processes
+    # opening one fresh store; CI saw it under pytest-xdist). The mode is stored in the file, so
+    # the switch succeeds once the others let go: retry it within the busy timeout.
+    deadline, delay = time.monotonic() + BUSY_TIMEOUT_S, 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) and "busy" not in str(error) or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(2 * delay, 0.25)
 
 
 def _sqlite_begin(connection: Connection) -> None:
