@@ -11,6 +11,7 @@ INPUT ?=
 CHECKPOINT ?= backdrop/data/default_model.pt
 TARGET ?= android-arm64
 DIST ?= dist
+GOLDEN_DIST ?= $(DIST)/android-arm64
 
 .DEFAULT_GOAL := help
 .PHONY: help install teacher test test-slow lint predict export labels train models-table native-runner native-runner-arm64 adbd adbd-stop test-adb postgres postgres-stop test-postgres bench parity dashboard chromium test-browser screenshot clean
@@ -140,6 +141,9 @@ models-table: $(STAMP) ## regenerate the variant table in docs/models.md
 
 docs-tables: $(STAMP) ## regenerate the format, target and device tables in docs/ from the registries
 	$(BIN)/python scripts/registry_tables.py
+
+android-core-test: ## build android_demo/core (Kotlin, Debian's kotlinc 1.3 + JUnit 4) and reproduce every golden of GOLDEN_DIST (dist/android-arm64) bit for bit
+	BACKDROP_GOLDEN_DIST=$(GOLDEN_DIST) bash android_demo/core/build.sh
 
 native-runner: $(STAMP) ## build device_tests/native/backdrop-runner for this host (build/native/x86_64/)
 	VENV=$(VENV) bash device_tests/native/build.sh
