@@ -23,8 +23,8 @@ frame the expected ``model_input`` and ``camera_mask`` are the golden's own ``fr
 ``expected_camera_masks`` (the file, not a re-computation), and the bucket mask is its
 ``expected_masks``.
 
-Implementations that are programs (``native``, ``native-arm64``; the Kotlin and Swift
-harnesses are meant to do the same) read a case file and write a results file, little-endian:
+Implementations that are programs (``native``, ``native-arm64``, ``kotlin``; the Swift harness
+is meant to do the same) read a case file and write a results file, little-endian:
 
 Case file (``cases.bdcc``), version 1:
 
@@ -882,3 +882,4 @@ __all__ = [
 
 # The registry lines: one import per implementation module beyond the ones above (Kotlin,
 # Swift), each registering itself in IMPLEMENTATIONS.
+from backdrop.device_tests import conformance_kotlin  # noqa: E402, F401  (registers "kotlin")

@@ -4,6 +4,8 @@
 #
 #   android_demo/core/build.sh            fetch the toolchain (once), compile, run the JUnit tests
 #   android_demo/core/build.sh toolchain  fetch the toolchain only
+#   android_demo/core/build.sh compile    fetch (once) and compile only (build/android-core/, the
+#                                         conformance harness's class path in its classpath file)
 #
 # The JUnit tests read the goldens of BACKDROP_GOLDEN_DIST (default dist/android-arm64).
 set -euo pipefail
@@ -50,8 +52,11 @@ rm -rf "$OUT.tmp" && mkdir -p "$OUT.tmp"
 t0=$(date +%s)
 "${KOTLINC[@]}" -nowarn -cp "$GSON" -d "$OUT.tmp/core.jar" "$HERE"/src/main/kotlin/*.kt
 "${KOTLINC[@]}" -nowarn -cp "$GSON:$JUNIT:$OUT.tmp/core.jar" -d "$OUT.tmp/tests.jar" "$HERE"/src/test/kotlin/*.kt
-rm -rf "$OUT" && mv "$OUT.tmp" "$OUT"
-step_done "compiled in $(( $(date +%s) - t0 )) s"
 STDLIB="$(find "$TOOLS" -name 'kotlin-stdlib.jar' | head -n1)"
 [ -n "$STDLIB" ] || die "kotlin-stdlib.jar not found under $TOOLS"
+# The class path of the conformance harness (backdrop conformance --impl kotlin reads it).
+echo "$OUT/core.jar:$GSON:$STDLIB" > "$OUT.tmp/classpath"
+rm -rf "$OUT" && mv "$OUT.tmp" "$OUT"
+step_done "compiled in $(( $(date +%s) - t0 )) s"
+[ "${1:-}" = compile ] && exit 0
 java -cp "$OUT/core.jar:$OUT/tests.jar:$GSON:$JUNIT:$STDLIB" org.junit.runner.JUnitCore ai.backdrop.core.GoldenTest
