@@ -142,8 +142,9 @@ models-table: $(STAMP) ## regenerate the variant table in docs/models.md
 docs-tables: $(STAMP) ## regenerate the format, target and device tables in docs/ from the registries
 	$(BIN)/python scripts/registry_tables.py
 
-android-core-test: ## build android_demo/core (Kotlin, Debian's kotlinc 1.3 + JUnit 4) and reproduce every golden of GOLDEN_DIST (dist/android-arm64) bit for bit
+android-core-test: $(STAMP) ## build android_demo/core (Kotlin, Debian's kotlinc 1.3 + JUnit 4), reproduce every golden of GOLDEN_DIST (dist/android-arm64) bit for bit, then its command line against the Python reference (marker kotlin)
 	BACKDROP_GOLDEN_DIST=$(GOLDEN_DIST) bash android_demo/core/build.sh
+	BACKDROP_GOLDEN_DIST=$(GOLDEN_DIST) $(BIN)/python -m pytest -m kotlin --durations=5
 
 native-runner: $(STAMP) ## build device_tests/native/backdrop-runner for this host (build/native/x86_64/)
 	VENV=$(VENV) bash device_tests/native/build.sh

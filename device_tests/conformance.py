@@ -106,8 +106,8 @@ _BATCH_BYTES = 48 << 20  # cases per program run: about this many bytes of buffe
 
 _CASE_HEADER = struct.Struct("<9I")
 _FILE_HEADER = struct.Struct("<4sII")
-_DECODE = {"nv21": nv21_to_yuv, "nv12": nv12_to_yuv}
-_ENCODE = {"nv21": yuv_to_nv21, "nv12": yuv_to_nv12}
+_DECODE = {"nv21": nv21_to_yuv, "nv12": nv12_to_yuv, "i420": i420_to_yuv}
+_ENCODE = {"nv21": yuv_to_nv21, "nv12": yuv_to_nv12, "i420": yuv_to_i420}
 
 
 class ConformanceError(BackdropError):
@@ -128,7 +128,8 @@ class Case:
         layout: ``nv21``, ``nv12`` or ``i420``.
         color_range: ``full`` or ``video``.
         width, height: the camera frame's size in pixels.
-        row_stride: bytes per row of both planes; 0 for packed rows.
+        row_stride: bytes per row (NV21/NV12: of both planes; I420: of Y, chroma rows half of
+            it rounded up); 0 for packed rows.
         bucket: the bucket the frame goes into.
         buffer: uint8 (B,), the camera buffer.
         bucket_mask: float32 (Hb, Wb), the mask :func:`from_bucket` maps back.
@@ -176,14 +177,14 @@ def _chroma(width: int, height: int) -> tuple[int, int]:
 def buffer_size(layout: str, width: int, height: int, row_stride: int) -> int:
     """Bytes of a camera buffer (docs/frames.md "Plane layouts"); row_stride 0: packed."""
     cw, ch = _chroma(width, height)
-    if layout == "i420" or row_stride == 0:
+    if row_stride == 0:
         return width * height + 2 * cw * ch
+    if layout == "i420":
+        return row_stride * height + 2 * ((row_stride + 1) // 2) * ch
     return row_stride * (height + ch)
 
 
 def _encode(yuv: np.ndarray, layout: str, row_stride: int) -> np.ndarray:
-    if layout == "i420":
-        return yuv_to_i420(yuv)
     return _ENCODE[layout](yuv, row_stride=row_stride or None)
 
 
@@ -260,6 +261,8 @@ _FIXED = (
     (10, 36, "nv21", "full", 0),
     (3, 3, "i420", "full", 0),
     (5, 7, "i420", "video", 0),
+    (480, 641, "i420", "full", 704),
+    (9, 5, "i420", "video", 5),
 )
 # Each generated case's size class, cycled with the bucket (every pair within 5 x 10 cases).
 _SIZE_PLAN = ("small", "tiny", "medium", "small", "medium", "large", "small", "tiny", "medium", "small")
@@ -300,8 +303,8 @@ def _random_case(i: int, seed: int, buckets: BucketSet) -> Case:
     layout = "i420" if i % 16 in (7, 14) else ("nv21", "nv12")[i % 2]
     color_range = COLOR_RANGES[(i // 2) % 2]
     stride = 0
-    if layout != "i420" and (i // 4) % 2 == 1:
-        need = 2 * _chroma(w, h)[0]
+    if ((i // 4) % 2 == 1) if layout != "i420" else ((i // 16) % 2 == 0):  # half of each layout padded
+        need = w if layout == "i420" else 2 * _chroma(w, h)[0]
         kind = int(rng.integers(0, 3))
         stride = need if kind == 0 else need + int(rng.integers(1, 33)) if kind == 1 else (need // 64 + 1) * 64
     bucket = _nearest_bucket(buckets, h, w)
@@ -372,13 +375,8 @@ def reference_output(case: Case) -> Output:
     from backdrop.models.reference import bucket_input
 
     try:
-        if case.layout == "i420":
-            if case.row_stride:
-                raise FrameError("I420 buffers are packed: i420_to_yuv takes no row_stride.")
-            yuv = i420_to_yuv(case.buffer, case.width, case.height, color_range=case.color_range)
-        else:
-            yuv = _DECODE[case.layout](case.buffer, case.width, case.height, row_stride=case.row_stride or None,
-                                       color_range=case.color_range)
+        yuv = _DECODE[case.layout](case.buffer, case.width, case.height, row_stride=case.row_stride or None,
+                                   color_range=case.color_range)
         p = plan(case.height, case.width, case.bucket)
     except (FrameError, BucketError) as e:
         return Output(error=f"{type(e).__name__}: {e}")
@@ -783,14 +781,20 @@ class ConformanceResult:
 
 
 def coverage(cases: Iterable[Case]) -> dict[str, dict[str, int]]:
-    """How many cases have each bucket, layout, range, stride kind and odd/even size."""
-    table: dict[str, dict[str, int]] = {k: {} for k in ("bucket", "layout", "color_range", "rows", "size")}
+    """How many cases have each bucket, layout, YUV_420_888 form (chroma pixel stride, row
+    padding), range, stride kind and odd/even size."""
+    keys = ("bucket", "layout", "yuv_420_888", "color_range", "rows", "size")
+    table: dict[str, dict[str, int]] = {k: {} for k in keys}
     for c in cases:
-        for key, value in (("bucket", c.bucket.name), ("layout", c.layout), ("color_range", c.color_range),
-                           ("rows", "padded" if c.row_stride else "packed"),
+        rows = "padded" if c.row_stride else "packed"
+        form = f"pixel stride {1 if c.layout == 'i420' else 2}, {rows} rows"
+        for key, value in (("bucket", c.bucket.name), ("layout", c.layout), ("yuv_420_888", form),
+                           ("color_range", c.color_range), ("rows", rows),
                            ("size", "odd" if c.width % 2 or c.height % 2 else "even")):
             table[key][value] = table[key].get(value, 0) + 1
-    return {k: dict(sorted(v.items())) for k, v in table.items()}
+    out = {k: dict(sorted(v.items())) for k, v in table.items()}
+    out["frame_sizes"] = {"distinct": len({(c.height, c.width) for c in cases})}
+    return out
 
 
 def _batches(cases: Sequence[Case], budget: int) -> Iterable[Sequence[Case]]:

@@ -23,6 +23,7 @@ from backdrop.device_tests.conformance import (
     Output,
     PythonImplementation,
     check,
+    coverage,
     generate_cases,
     get_implementation,
     golden_cases,
@@ -68,6 +69,10 @@ def test_generated_cases_cover_every_class_bucket_layout_range_and_stride(cases)
     assert any(c.row_stride > 2 * ((c.width + 1) // 2) for c in cases)  # padded rows
     assert any(c.row_stride == 2 * ((c.width + 1) // 2) and c.width % 2 for c in cases)  # odd width, tight stride
     assert any(c.width % 2 and c.height % 2 for c in cases)
+    # YUV_420_888 at chroma pixel stride 1 (I420) and 2 (NV21 / NV12), each packed and padded
+    forms = {f"pixel stride {k}, {rows} rows" for k in (1, 2) for rows in ("packed", "padded")}
+    assert set(coverage(cases)["yuv_420_888"]) == forms
+    assert any(c.layout == "i420" and c.row_stride > c.width and c.width % 2 for c in cases)
     again = generate_cases(N_CASES)
     assert [c.name for c in again] == [c.name for c in cases]
     assert all(np.array_equal(a.buffer, b.buffer) and np.array_equal(a.bucket_mask, b.bucket_mask)

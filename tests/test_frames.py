@@ -150,8 +150,8 @@ def test_wrong_buffer_size_messages():
     with pytest.raises(FrameError) as e:
         i420_to_yuv(bytes(18), 3, 3)
     assert str(e.value) == (
-        "I420 buffer for a 3x3 (width x height) frame must be 17 bytes (Y 3*3 + U 2*2 + V 2*2); got 18. "
-        "Check width/height."
+        "I420 buffer for a 3x3 (width x height) frame with no row padding must be 17 bytes "
+        "(Y 3 rows of 3 + U and V 2 rows of 2 each); got 18. Check width/height/row_stride."
     )
 
 
@@ -273,3 +273,23 @@ def test_model_input():
     assert str(e.value) == (
         "model_input needs a uint8 or float32 (H, W, 3) YUV array, got dtype float64 shape (3, 4, 4)."
     )
+
+
+def test_i420_row_stride_by_hand_and_padding_is_ignored():
+    # 3x3 at row_stride 5: Y rows of 5 bytes, U and V rows of ceil(5/2) = 3 bytes; padding 255
+    y = [v for r in range(3) for v in (*Y3[3 * r : 3 * r + 3], 255, 255)]
+    u = [100, 101, 255, 102, 103, 255]
+    v = [200, 201, 255, 202, 203, 255]
+    np.testing.assert_array_equal(i420_to_yuv(bytes(y + u + v), 3, 3, row_stride=5), WANT3)
+    with pytest.raises(FrameError, match="must be 27 bytes"):
+        i420_to_yuv(bytes(26), 3, 3, row_stride=5)
+    with pytest.raises(FrameError, match="too small for an I420 frame of width 3"):
+        i420_to_yuv(bytes(18), 3, 3, row_stride=2)
+
+
+@pytest.mark.parametrize(("h", "w", "stride"), [(3, 5, 5), (5, 3, 8), (143, 175, 192), (144, 176, 177)])
+def test_i420_with_row_stride_round_trips(h, w, stride):
+    yuv = _block_constant_yuv(h, w, seed=h * 7 + w)
+    buf = yuv_to_i420(yuv, row_stride=stride)
+    assert buf.size == stride * h + 2 * ((stride + 1) // 2) * ((h + 1) // 2)
+    np.testing.assert_array_equal(i420_to_yuv(buf, w, h, row_stride=stride), yuv)

@@ -59,4 +59,7 @@ echo "$OUT/core.jar:$GSON:$STDLIB" > "$OUT.tmp/classpath"
 rm -rf "$OUT" && mv "$OUT.tmp" "$OUT"
 step_done "compiled in $(( $(date +%s) - t0 )) s"
 [ "${1:-}" = compile ] && exit 0
-java -cp "$OUT/core.jar:$OUT/tests.jar:$GSON:$JUNIT:$STDLIB" org.junit.runner.JUnitCore ai.backdrop.core.GoldenTest
+# Every test class: one per file under src/test/kotlin, named as its file.
+TESTS=()
+for f in "$HERE"/src/test/kotlin/*.kt; do TESTS+=("ai.backdrop.core.$(basename "$f" .kt)"); done
+java -cp "$OUT/core.jar:$OUT/tests.jar:$GSON:$JUNIT:$STDLIB" org.junit.runner.JUnitCore "${TESTS[@]}"

@@ -179,31 +179,56 @@ def nv12_to_yuv(
     return _semi_planar_to_yuv(buf, width, height, row_stride, color_range, "NV12")
 
 
-def i420_to_yuv(buf: object, width: int, height: int, *, color_range: str = "full") -> np.ndarray:
-    """I420 (planar: Y plane, U plane, V plane, packed) to YUV444.
+def _i420_strides(w: int, row_stride: object) -> tuple[int, int]:
+    """Y and chroma bytes per row of an I420 buffer: packed, or ``row_stride`` and its half."""
+    if row_stride is None:
+        return w, (w + 1) // 2
+    if not isinstance(row_stride, (int, np.integer)) or isinstance(row_stride, bool):
+        raise FrameError(f"row_stride must be an integer number of bytes, got {row_stride!r}.")
+    if row_stride < w:
+        raise FrameError(
+            f"row_stride {row_stride} is too small for an I420 frame of width {w}: each Y row needs at "
+            f"least {w} bytes. Pass the Y plane's bytes-per-row as reported by the camera API."
+        )
+    return int(row_stride), (int(row_stride) + 1) // 2
 
-    Layout: width*height bytes of Y, then ceil(width/2)*ceil(height/2) bytes of U, then as
-    many of V, each plane row-major with no padding.
+
+def i420_to_yuv(
+    buf: object, width: int, height: int, *, row_stride: int | None = None, color_range: str = "full"
+) -> np.ndarray:
+    """I420 (planar: Y plane, U plane, V plane) to YUV444.
+
+    Android's ``YUV_420_888`` at chroma pixel stride 1 is this layout. Without ``row_stride``
+    the planes are packed: width*height bytes of Y, then ceil(width/2)*ceil(height/2) bytes of
+    U, then as many of V. With it, every Y row takes ``row_stride`` bytes and every U and V row
+    ``ceil(row_stride/2)`` bytes, the U plane starting at byte ``row_stride * height``.
+
+    Args:
+        row_stride: Bytes per Y row, >= width; None when packed.
 
     Returns:
         uint8 (height, width, 3) Y, Cb, Cr, full range.
 
     Raises:
-        FrameError: wrong buffer size or type, bad dimensions or unknown range.
+        FrameError: wrong buffer size or type, bad dimensions, a stride below the width, or
+            an unknown range.
     """
     w, h = _check_dims(width, height, "I420")
     _check_range(color_range)
     data = _as_bytes(buf, "I420")
     cw, ch = (w + 1) // 2, (h + 1) // 2
-    expected = w * h + 2 * cw * ch
+    y_stride, c_stride = _i420_strides(w, row_stride)
+    expected = y_stride * h + 2 * c_stride * ch
     if data.size != expected:
+        rows = "no row padding" if row_stride is None else f"row_stride {y_stride}"
         raise FrameError(
-            f"I420 buffer for a {w}x{h} (width x height) frame must be {expected} bytes "
-            f"(Y {w}*{h} + U {cw}*{ch} + V {cw}*{ch}); got {data.size}. Check width/height."
+            f"I420 buffer for a {w}x{h} (width x height) frame with {rows} must be {expected} bytes "
+            f"(Y {h} rows of {y_stride} + U and V {ch} rows of {c_stride} each); got {data.size}. "
+            "Check width/height/row_stride."
         )
-    y = data[: w * h].reshape(h, w)
-    cb = data[w * h : w * h + cw * ch].reshape(ch, cw)
-    cr = data[w * h + cw * ch :].reshape(ch, cw)
+    y = data[: y_stride * h].reshape(h, y_stride)[:, :w]
+    cb = data[y_stride * h : y_stride * h + c_stride * ch].reshape(ch, c_stride)[:, :cw]
+    cr = data[y_stride * h + c_stride * ch :].reshape(ch, c_stride)[:, :cw]
     return _expand(y, cb, cr, color_range)
 
 
@@ -334,19 +359,29 @@ def yuv_to_nv12(yuv: np.ndarray, *, row_stride: int | None = None) -> np.ndarray
     return _to_semi_planar(yuv, row_stride, v_first=False, layout="NV12")
 
 
-def yuv_to_i420(yuv: np.ndarray) -> np.ndarray:
-    """YUV444 to a packed I420 buffer (Y, U, V planes); chroma as in :func:`yuv_to_nv21`.
+def yuv_to_i420(yuv: np.ndarray, *, row_stride: int | None = None) -> np.ndarray:
+    """YUV444 to an I420 buffer (Y, U, V planes); chroma as in :func:`yuv_to_nv21`.
+
+    Args:
+        row_stride: Bytes per Y row (>= W; chroma rows take half, rounded up); None for packed
+            rows. Padding bytes are 0.
 
     Returns:
         1-D uint8 array in the :func:`i420_to_yuv` layout.
 
     Raises:
-        FrameError: not a uint8 (H, W, 3) array.
+        FrameError: not a uint8 (H, W, 3) array, or the stride is too small.
     """
     _check_444(yuv, "YUV image")
-    return np.concatenate(
-        [yuv[:, :, 0].reshape(-1), _subsample(yuv[:, :, 1]).reshape(-1), _subsample(yuv[:, :, 2]).reshape(-1)]
-    )
+    h, w = yuv.shape[:2]
+    y_stride, c_stride = _i420_strides(w, row_stride)
+    cb, cr = _subsample(yuv[:, :, 1]), _subsample(yuv[:, :, 2])
+    ch, cw = cb.shape
+    out = np.zeros(y_stride * h + 2 * c_stride * ch, dtype=np.uint8)
+    out[: y_stride * h].reshape(h, y_stride)[:, :w] = yuv[:, :, 0]
+    out[y_stride * h : y_stride * h + c_stride * ch].reshape(ch, c_stride)[:, :cw] = cb
+    out[y_stride * h + c_stride * ch :].reshape(ch, c_stride)[:, :cw] = cr
+    return out
 
 
 def model_input(yuv: np.ndarray) -> np.ndarray:

@@ -90,12 +90,13 @@ size_t camera_buffer_size(Layout layout, int64_t width, int64_t height, int64_t 
   check_frame_side("width", width);
   check_frame_side("height", height);
   const int64_t cw = (width + 1) / 2, ch = (height + 1) / 2;
-  if (layout == Layout::kI420) {
-    if (row_stride != 0)
-      throw PreprocessError("I420 buffers are packed: row_stride must be 0 (packed), got " + std::to_string(row_stride));
-    return static_cast<size_t>(width * height + 2 * cw * ch);
-  }
   if (row_stride == 0) return static_cast<size_t>(width * height + 2 * cw * ch);
+  if (layout == Layout::kI420) {  // Y rows of row_stride bytes, U and V rows of ceil(row_stride / 2)
+    if (row_stride < width)
+      throw PreprocessError("row_stride " + std::to_string(row_stride) + " is too small for an I420 frame of width " +
+                            std::to_string(width) + ": each Y row needs at least " + std::to_string(width) + " bytes");
+    return static_cast<size_t>(row_stride * height + 2 * ((row_stride + 1) / 2) * ch);
+  }
   if (row_stride < 2 * cw)
     throw PreprocessError("row_stride " + std::to_string(row_stride) + " is too small for a " + layout_name(layout) +
                           " frame of width " + std::to_string(width) + ": each row needs at least " +
@@ -119,11 +120,11 @@ void to_yuv444(const uint8_t* buf, size_t size, Layout layout, int64_t width, in
   int64_t y_stride, c_stride, c_step;
   if (layout == Layout::kI420) {
     const int64_t ch = (h + 1) / 2;
-    y_stride = w;
-    c_stride = cw;
+    y_stride = row_stride ? row_stride : w;
+    c_stride = row_stride ? (row_stride + 1) / 2 : cw;
     c_step = 1;
-    cb_base = buf + w * h;
-    cr_base = cb_base + cw * ch;
+    cb_base = buf + y_stride * h;
+    cr_base = cb_base + c_stride * ch;
   } else {
     y_stride = row_stride ? row_stride : w;
     c_stride = row_stride ? row_stride : 2 * cw;

@@ -41,7 +41,8 @@ constexpr int64_t kMaxFrameSide = 65536;   // buckets.py MAX_FRAME_SIDE
 constexpr int64_t kMaxBucketSide = 4096;   // buckets.py MAX_BUCKET_SIDE
 
 // Bytes a camera buffer of this layout and size has (row_stride 0: packed rows). Throws
-// PreprocessError for a bad size or a stride below 2 * ceil(width / 2), or a stride with I420.
+// PreprocessError for a bad size or a stride below 2 * ceil(width / 2) (NV21 / NV12; I420: below
+// width, its U and V rows then taking ceil(row_stride / 2) bytes).
 size_t camera_buffer_size(Layout layout, int64_t width, int64_t height, int64_t row_stride);
 
 // Camera buffer -> uint8 (height, width, 3) Y, Cb, Cr, full range (frames.py nv21_to_yuv,

@@ -28,7 +28,7 @@ internal fun runCase(layout: Int, range: Int, width: Int, height: Int, rowStride
     val frame = when (layout) {
         LAYOUT_NV21 -> Yuv420Frame.nv21(buffer, width, height, rowStride)
         LAYOUT_NV12 -> Yuv420Frame.nv12(buffer, width, height, rowStride)
-        LAYOUT_I420 -> i420(buffer, width, height, rowStride)
+        LAYOUT_I420 -> Yuv420Frame.i420(buffer, width, height, rowStride)
         else -> throw CaseFileError("layout $layout is not 0 (NV21), 1 (NV12) or 2 (I420)")
     }
     val colorRange = when (range) {
@@ -48,20 +48,6 @@ internal fun runCase(layout: Int, range: Int, width: Int, height: Int, rowStride
     for (v in input) record.putFloat(v)
     for (v in mask) record.putFloat(v)
     return record.array()
-}
-
-/** A packed I420 buffer (Y, then the U plane, then the V plane; no row padding). */
-private fun i420(buffer: ByteArray, width: Int, height: Int, rowStride: Int): Yuv420Frame {
-    if (rowStride != 0) throw PreprocessError("I420 buffers are packed: row_stride must be 0 (packed), got $rowStride")
-    val expected = Yuv420Frame.semiPlanarSize(width.toLong(), height.toLong(), 0, "I420")
-    if (buffer.size.toLong() != expected) {
-        throw PreprocessError("I420 buffer for a ${width}x$height (width x height) frame with no row padding " +
-            "must be $expected bytes; got ${buffer.size}")
-    }
-    val cw = (width + 1) / 2
-    val ch = (height + 1) / 2
-    return Yuv420Frame(width, height, Plane(buffer, width, 1), Plane(buffer, cw, 1, width * height),
-        Plane(buffer, cw, 1, width * height + cw * ch))
 }
 
 private fun rejection(message: String): ByteArray {

@@ -53,6 +53,33 @@ class Yuv420Frame(val width: Int, val height: Int, val y: Plane, val u: Plane, v
         fun nv12(buffer: ByteArray, width: Int, height: Int, rowStride: Int = 0): Yuv420Frame =
             semiPlanar(buffer, width, height, rowStride, "NV12", vFirst = false)
 
+        /**
+         * A planar I420 buffer (the Y plane, then U, then V; YUV_420_888 at chroma pixel stride 1
+         * copied into one array). rowStride 0: packed rows; else Y rows of rowStride bytes and U
+         * and V rows of ceil(rowStride / 2) bytes (docs/frames.md "Plane layouts").
+         */
+        fun i420(buffer: ByteArray, width: Int, height: Int, rowStride: Int = 0): Yuv420Frame {
+            checkFrameSide("width", width.toLong())
+            checkFrameSide("height", height.toLong())
+            if (rowStride != 0 && rowStride < width) {
+                throw PreprocessError("row stride $rowStride is too small for an I420 frame of width $width: " +
+                    "each Y row needs at least $width bytes")
+            }
+            val cw = (width + 1) / 2
+            val ch = (height + 1) / 2
+            val yStride = if (rowStride != 0) rowStride else width
+            val cStride = if (rowStride != 0) (rowStride + 1) / 2 else cw
+            val expected = yStride.toLong() * height + 2L * cStride * ch
+            if (buffer.size.toLong() != expected) {
+                val rows = if (rowStride != 0) "row stride $rowStride" else "no row padding"
+                throw PreprocessError("I420 buffer for a ${width}x$height (width x height) frame with $rows " +
+                    "must be $expected bytes; got ${buffer.size}")
+            }
+            val u = yStride * height
+            return Yuv420Frame(width, height, Plane(buffer, yStride, 1), Plane(buffer, cStride, 1, u),
+                Plane(buffer, cStride, 1, u + cStride * ch))
+        }
+
         private fun semiPlanar(buffer: ByteArray, width: Int, height: Int, rowStride: Int, name: String,
                                vFirst: Boolean): Yuv420Frame {
             val expected = semiPlanarSize(width.toLong(), height.toLong(), rowStride.toLong(), name)
