@@ -146,6 +146,9 @@ android-core-test: $(STAMP) ## build android_demo/core (Kotlin, Debian's kotlinc
 	BACKDROP_GOLDEN_DIST=$(GOLDEN_DIST) bash android_demo/core/build.sh
 	BACKDROP_GOLDEN_DIST=$(GOLDEN_DIST) $(BIN)/python -m pytest -m kotlin --durations=5
 
+android-demo: $(STAMP) ## copy the manifest, the artifacts the app runs (ANDROID_DEMO_ARGS: backdrop bundle --formats/--precisions/--state-forms) and one short golden from dist/android-arm64 into android_demo/app's assets
+	$(BIN)/backdrop bundle --dist $(DIST)/android-arm64 --out android_demo/app/src/main/assets/backdrop $(ANDROID_DEMO_ARGS)
+
 native-runner: $(STAMP) ## build device_tests/native/backdrop-runner for this host (build/native/x86_64/)
 	VENV=$(VENV) bash device_tests/native/build.sh
 

@@ -11,6 +11,7 @@ import typer
 from backdrop.core.errors import BackdropError
 from backdrop.orchestration.commands import results as results_commands
 from backdrop.orchestration.commands.bench import bench_command
+from backdrop.orchestration.commands.bundle import bundle_command
 from backdrop.orchestration.commands.conformance import conformance_command
 from backdrop.orchestration.commands.core import buckets_command, models_command, new_checkpoint_command, predict_command
 from backdrop.orchestration.commands.dashboard import dashboard_command
@@ -42,6 +43,7 @@ COMMANDS = {
     "export": export_command,
     "parity": parity_command,
     "conformance": conformance_command,
+    "bundle": bundle_command,
     "devices": devices_command,
     "bench": bench_command,
     "dashboard": dashboard_command,
