@@ -28,6 +28,7 @@ from backdrop.core.fsutil import file_sha256
 from backdrop.export.goldens import GoldenError, load_golden, save_golden
 from backdrop.orchestration.manifest import check_integrity, load_manifest, validate_manifest, write_manifest
 
+
 class BundleError(BackdropError):
     """The bundle cannot be made as asked (nothing matches, a bad bucket or frame count)."""
 
