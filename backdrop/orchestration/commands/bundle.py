@@ -23,7 +23,8 @@ def _split(value: str | None, what: str) -> tuple[str, ...] | None:
 
 
 def bundle_command(
-    dist: Annotated[Path, typer.Option("--dist", "-d", help="The exported target folder (holds manifest.json).", file_okay=False)],
+    dist: Annotated[Path, typer.Option("--dist", "-d", help="The exported target folder (holds manifest.json).",
+                                       file_okay=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="The bundle folder (replaced as a whole), e.g. the app's assets.",
                                       file_okay=False)],
     formats: Annotated[str | None, typer.Option("--formats", help="Artifact formats to copy, comma-separated. Default: all.",
@@ -56,7 +57,8 @@ def bundle_command(
 
     fmt = check_format(fmt)
     req = BundleRequest(dist=dist, out=out, formats=_split(formats, "--formats"), precisions=_split(precisions, "--precisions"),
-                        state_forms=_split(state_forms, "--state-forms"), golden_bucket=golden_bucket, golden_frames=golden_frames)
+                        state_forms=_split(state_forms, "--state-forms"), golden_bucket=golden_bucket,
+                        golden_frames=golden_frames)
     b = make_bundle(req)
     if fmt == "json":
         typer.echo(json.dumps({"out": str(b.out), "artifacts": list(b.artifacts), "golden_bucket": b.golden_bucket,
