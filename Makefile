@@ -12,6 +12,7 @@ CHECKPOINT ?= backdrop/data/default_model.pt
 TARGET ?= android-arm64
 DIST ?= dist
 GOLDEN_DIST ?= $(DIST)/android-arm64
+IOS_GOLDEN_DIST ?= $(DIST)/ios-arm64
 
 .DEFAULT_GOAL := help
 .PHONY: help install teacher test test-slow lint predict export labels train models-table native-runner native-runner-arm64 adbd adbd-stop test-adb postgres postgres-stop test-postgres bench parity dashboard chromium test-browser screenshot clean
@@ -148,6 +149,13 @@ android-core-test: $(STAMP) ## build android_demo/core (Kotlin, Debian's kotlinc
 
 android-demo: $(STAMP) ## copy the manifest, the artifacts the app runs (ANDROID_DEMO_ARGS: backdrop bundle --formats/--precisions/--state-forms) and one short golden from dist/android-arm64 into android_demo/app's assets
 	$(BIN)/backdrop bundle --dist $(DIST)/android-arm64 --out android_demo/app/src/main/assets/backdrop $(ANDROID_DEMO_ARGS)
+
+ios-kit-test: $(STAMP) ## build ios_demo/BackdropKit (Swift 6: Debian trixie's swiftlang in a trixie root under .cache/, made with mmdebstrap; needs root), swift test over every golden of IOS_GOLDEN_DIST (dist/ios-arm64), then its command line against the Python reference (marker swift)
+	BACKDROP_GOLDEN_DIST=$(IOS_GOLDEN_DIST) bash ios_demo/BackdropKit/build.sh
+	BACKDROP_GOLDEN_DIST=$(IOS_GOLDEN_DIST) $(BIN)/python -m pytest -m swift --durations=5
+
+ios-demo: $(STAMP) ## copy the manifest, the packages the app runs (IOS_DEMO_ARGS: backdrop bundle --formats/--precisions/--state-forms) and one short golden from dist/ios-arm64 into ios_demo/App/Resources/backdrop
+	$(BIN)/backdrop bundle --dist $(DIST)/ios-arm64 --out ios_demo/App/Resources/backdrop $(IOS_DEMO_ARGS)
 
 native-runner: $(STAMP) ## build device_tests/native/backdrop-runner for this host (build/native/x86_64/)
 	VENV=$(VENV) bash device_tests/native/build.sh

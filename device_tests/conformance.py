@@ -886,4 +886,4 @@ __all__ = [
 
 # The registry lines: one import per implementation module beyond the ones above (Kotlin,
 # Swift), each registering itself in IMPLEMENTATIONS.
-from backdrop.device_tests import conformance_kotlin  # noqa: E402, F401  (registers "kotlin")
+from backdrop.device_tests import conformance_kotlin, conformance_swift  # noqa: E402, F401, I001  (register "kotlin", "swift")

@@ -9,6 +9,7 @@
 #
 # The caller sets DEBIAN_APT (the configuration folder) and defines die() and step_done();
 # BACKDROP_DEBIAN_MIRROR overrides the mirror. Functions:
+#   debian_mirror                      print the mirror (BACKDROP_DEBIAN_MIRROR or this machine's)
 #   debian_ready                       write the configuration and update its lists (once)
 #   debian_download DIR LOG PKG...     apt-get download PKG... into DIR
 #   debian_resolve LOG PKG...          print "NAME VERSION ARCH" for what apt would install
@@ -21,6 +22,18 @@
 DEBIAN_READY=0
 debian_cleanup() { if [ "$DEBIAN_READY" = 1 ]; then rm -rf "$DEBIAN_APT/state/lists"; fi; }
 
+debian_mirror() {  # the mirror: BACKDROP_DEBIAN_MIRROR, else the first non-security Debian URI this machine uses
+    local mirror="${BACKDROP_DEBIAN_MIRROR:-}"
+    if [ -z "$mirror" ]; then
+        mirror="$( { grep -hs -E '^\s*URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}';
+                     grep -hs -E '^\s*deb\s' /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
+                       | sed -E 's/\[[^]]*\]//' | awk '{print $2}'; } \
+                   | grep -v -i security | grep -i debian | head -n1 || true)"
+        mirror="${mirror:-http://deb.debian.org/debian}"
+    fi
+    echo "${mirror%/}"
+}
+
 debian_ready() {
     [ "$DEBIAN_READY" = 1 ] && return 0
     command -v apt-get >/dev/null && command -v dpkg >/dev/null \
@@ -29,15 +42,8 @@ debian_ready() {
     mkdir -p "$A/etc/apt.conf.d" "$A/etc/sources.list.d" "$A/etc/preferences.d" \
         "$A/etc/trusted.gpg.d" "$A/state/lists/partial" "$A/cache/archives/partial"
     : > "$A/state/status"
-    local mirror="${BACKDROP_DEBIAN_MIRROR:-}"
-    if [ -z "$mirror" ]; then
-        # The first non-security Debian URI this machine already uses (deb822 or one-line form).
-        mirror="$( { grep -hs -E '^\s*URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}';
-                     grep -hs -E '^\s*deb\s' /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
-                       | sed -E 's/\[[^]]*\]//' | awk '{print $2}'; } \
-                   | grep -v -i security | grep -i debian | head -n1 || true)"
-        mirror="${mirror:-http://deb.debian.org/debian}"
-    fi
+    local mirror
+    mirror="$(debian_mirror)"
     local keyring=/usr/share/keyrings/debian-archive-keyring.gpg
     [ -r "$keyring" ] || die "$keyring not found (Debian's debian-archive-keyring package)."
     # bookworm: the cross compiler (GCC 12, glibc 2.36 as on the host); bookworm-backports:
