@@ -67,7 +67,9 @@ class Manifest(
     val threshold: Double,
     val artifacts: List<Artifact>,
     /** Bucket name -> golden file, relative to the manifest. */
-    val goldens: Map<String, String>
+    val goldens: Map<String, String>,
+    /** Bucket name -> sha256 of its golden file (schema 1.2; empty in older manifests). */
+    val goldenSha256: Map<String, String> = emptyMap()
 ) {
     /** The bucket called [name]. */
     fun bucket(name: String): Bucket = buckets.firstOrNull { it.name == name }
@@ -132,8 +134,16 @@ class Manifest(
                 if (!v.isJsonPrimitive || !v.asJsonPrimitive.isString) throw ManifestError("goldens.$k is not a string")
                 goldens[k] = v.asString
             }
+            val goldenSha = LinkedHashMap<String, String>()
+            val shas = m.get("golden_sha256")
+            if (shas != null && shas.isJsonObject) {
+                for ((k, v) in shas.asJsonObject.entrySet()) {
+                    if (!v.isJsonPrimitive || !v.asJsonPrimitive.isString) throw ManifestError("golden_sha256.$k is not a string")
+                    goldenSha[k] = v.asString
+                }
+            }
             return Manifest(version, string(target, "name", "target"), string(target, "platform", "target"),
-                string(camera, "format", "camera"), buckets, threshold, artifacts, goldens)
+                string(camera, "format", "camera"), buckets, threshold, artifacts, goldens, goldenSha)
         }
 
         private fun artifact(a: JsonObject, where: String): Artifact {

@@ -48,6 +48,7 @@ class StreamTest {
         assertEquals(KNOWN_SCHEMA_MAJOR, m.schemaVersion.substringBefore('.').toInt())
         assertEquals("android", m.platform)
         assertTrue(m.artifacts.isNotEmpty())
+        assertEquals("a sha256 per golden", m.goldens.keys, m.goldenSha256.keys)
         for (b in m.buckets) {
             assertEquals("the golden of ${b.name}", b.name, golden(m, b.name).bucket)
             val g = golden(m, b.name)
