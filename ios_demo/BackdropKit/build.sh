@@ -13,7 +13,8 @@
 #                                            checkout and /tmp at their own paths
 #
 # The products land in build/ios-kit/ (SwiftPM's scratch folder); build/ios-kit/command is the
-# command line that runs the backdrop-kit tool (backdrop conformance --impl swift reads it).
+# command line that runs the backdrop-kit tool (backdrop conformance --impl swift reads it);
+# build/ios-kit/results-sample.json the results document BenchTests builds.
 # Needs root (mmdebstrap --mode=root, a private mount namespace for the chroot): CI runs as root.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -36,7 +37,7 @@ inside() {  # in a private mount namespace (unshare --mount): mount, chroot, run
     mount --bind /tmp "$SYSROOT/tmp"
     mkdir -p "$OUT/home"
     exec chroot "$SYSROOT" /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$OUT/home" LANG=C.UTF-8 \
-        BACKDROP_GOLDEN_DIST="${BACKDROP_GOLDEN_DIST:-}" /bin/bash -c 'cd "$1" && shift && exec "$@"' _ "$PWD" "$@"
+        BACKDROP_GOLDEN_DIST="${BACKDROP_GOLDEN_DIST:-}" BACKDROP_RESULTS_SAMPLE="${BACKDROP_RESULTS_SAMPLE:-}" /bin/bash -c 'cd "$1" && shift && exec "$@"' _ "$PWD" "$@"
 }
 
 if [ "${1:-}" = __inside ]; then
@@ -84,6 +85,8 @@ BIN="$(in_root swift build --scratch-path "$OUT/swiftpm" -c release --show-bin-p
 echo "$HERE/build.sh run $BIN/backdrop-kit" > "$OUT/command"
 [ "${1:-}" = compile ] && exit 0
 t0=$(date +%s)
+# BenchTests keeps the results document it builds there, for tests/test_ios_results.py (pytest -m swift).
+rm -f "$OUT/results-sample.json"
 BACKDROP_GOLDEN_DIST="$(cd "$ROOT" && realpath -m "${BACKDROP_GOLDEN_DIST:-dist/ios-arm64}")" \
-    in_root swift test --scratch-path "$OUT/swiftpm"
+    BACKDROP_RESULTS_SAMPLE="$OUT/results-sample.json" in_root swift test --scratch-path "$OUT/swiftpm"
 step_done "swift test in $(( $(date +%s) - t0 )) s"
