@@ -59,7 +59,7 @@ def tool(impl) -> list[str]:
 
 @pytest.fixture(scope="module")
 def dist(impl) -> Path:
-    return Path(os.environ.get("BACKDROP_GOLDEN_DIST") or ROOT / "dist" / _DEFAULT_DIST[impl])
+    return Path(os.environ.get("BACKDROP_GOLDEN_DIST") or ROOT / "dist" / _DEFAULT_DIST[impl]).resolve()
 
 
 @pytest.fixture(scope="module")

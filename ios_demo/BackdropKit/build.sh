@@ -9,8 +9,8 @@
 #                                            dist/ios-arm64)
 #   ios_demo/BackdropKit/build.sh toolchain  make the root only
 #   ios_demo/BackdropKit/build.sh compile    make the root (once) and build the products only
-#   ios_demo/BackdropKit/build.sh run CMD..  run CMD inside the root, in this folder, with the
-#                                            checkout and /tmp at their own paths
+#   ios_demo/BackdropKit/build.sh run CMD..  run CMD inside the root, in the caller's folder, with
+#                                            the checkout and /tmp at their own paths
 #
 # The products land in build/ios-kit/ (SwiftPM's scratch folder); build/ios-kit/command is the
 # command line that runs the backdrop-kit tool (backdrop conformance --impl swift reads it);
@@ -70,7 +70,14 @@ toolchain() {
     step_done "trixie root with $PACKAGES in $(( $(date +%s) - t0 )) s ($(du -sh "$SYSROOT" | cut -f1))"
 }
 
-in_root() { (cd "$HERE" && unshare --mount --fork -- bash "$HERE/build.sh" __inside "$@"); }
+# Runs "$@" in the root, in the caller's folder (which must be under the checkout or /tmp: all the root sees).
+in_root() {
+    case "$PWD/" in
+        "$ROOT"/*|/tmp/*) ;;
+        *) die "run from inside $ROOT or /tmp (the Swift root sees only those); here: $PWD" ;;
+    esac
+    unshare --mount --fork -- bash "$HERE/build.sh" __inside "$@"
+}
 
 toolchain
 case "${1:-}" in
@@ -78,6 +85,7 @@ case "${1:-}" in
     run) shift; in_root "$@"; exit $? ;;
 esac
 t0=$(date +%s)
+cd "$HERE"
 in_root swift build --scratch-path "$OUT/swiftpm" -c release
 step_done "swift build in $(( $(date +%s) - t0 )) s"
 BIN="$(in_root swift build --scratch-path "$OUT/swiftpm" -c release --show-bin-path)"
