@@ -79,12 +79,7 @@ private fun readNpy(path: String): NpyArray = try {
     throw UsageError("cannot read $path: ${e.message}")
 }
 
-private fun write(path: String, bytes: ByteArray) {
-    val target = File(path)
-    val tmp = File(target.path + ".tmp")
-    tmp.writeBytes(bytes)
-    if (!tmp.renameTo(target)) throw IOException("cannot rename $tmp to $target")
-}
+private fun write(path: String, bytes: ByteArray) = writeAtomically(File(path), bytes)
 
 private fun preprocess(o: Map<String, String>) {
     val width = o.int("width")

@@ -132,10 +132,7 @@ fun main(args: Array<String>) {
         exitProcess(2)
     }
     try {
-        val target = File(out)
-        val tmp = File(target.path + ".tmp")
-        tmp.writeBytes(results)
-        if (!tmp.renameTo(target)) throw IOException("cannot rename $tmp to $target")
+        writeAtomically(File(out), results)
     } catch (e: IOException) {
         System.err.println("backdrop-conformance (kotlin): cannot write $out: ${e.message}")
         exitProcess(3)

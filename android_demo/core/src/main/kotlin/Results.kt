@@ -651,13 +651,7 @@ object ResultsDocument {
 
     /** Write [doc] to [file] atomically (a temporary file renamed into place), so a reader never sees half of it. */
     fun write(doc: JsonObject, file: File) {
-        val tmp = File(file.path + ".tmp")
-        try {
-            tmp.writeText(toText(doc), Charsets.UTF_8)
-        } catch (e: IOException) {
-            throw IOException("cannot write $tmp: ${e.message}", e)
-        }
-        if (!tmp.renameTo(file)) throw IOException("cannot rename $tmp to $file")
+        writeAtomically(file, toText(doc).toByteArray(Charsets.UTF_8))
     }
 
     /** Per artifact and metric ("load", "model", "e2e"), the statistics of the samples the document holds. */
