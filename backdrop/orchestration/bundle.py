@@ -99,7 +99,6 @@ def make_bundle(req: BundleRequest) -> Bundle:
     chosen = _choose(manifest, req)
     bundled = copy.deepcopy(manifest)
     bundled["artifacts"] = chosen
-    check_integrity(dist, bundled | {"goldens": {}})
     buckets = [b for b in manifest["buckets"] if any(a["bucket"] == b["name"] for a in chosen)]
     names = [b["name"] for b in buckets]
     bucket = req.golden_bucket or names[0]
@@ -107,8 +106,8 @@ def make_bundle(req: BundleRequest) -> Bundle:
         raise BundleError(f"--golden-bucket {bucket} has no artifact in the bundle; choose one of {', '.join(names)}.")
     if bucket not in manifest["goldens"]:
         raise BundleError(f"{dist}/manifest.json has no golden for bucket {bucket}; re-export the target.")
-    check_integrity(dist, {"artifacts": [], "goldens": {bucket: manifest["goldens"][bucket]},
-                           "golden_sha256": manifest.get("golden_sha256", {})})
+    # every file copied from dist (the chosen artifacts and this one golden) against the manifest, in one pass
+    check_integrity(dist, bundled | {"goldens": {bucket: manifest["goldens"][bucket]}})
     golden = load_golden(dist / manifest["goldens"][bucket])
     frames = req.golden_frames if req.golden_frames is not None else int(golden.reset_indices[-1]) + 1
     try:
