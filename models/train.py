@@ -36,7 +36,7 @@ from backdrop.core.buckets import DEFAULT_BUCKETS, Bucket
 from backdrop.core.errors import ConfigError
 from backdrop.models.augment import AugmentConfig, PrevMaskConfig, make_sample
 from backdrop.models.checkpoint import load_checkpoint, save_checkpoint
-from backdrop.models.data import HeldOut, TrainingData, load_heldout, load_training_data
+from backdrop.models.data import HELDOUT_CLIPS, HELDOUT_IMAGES, HeldOut, TrainingData, load_heldout, load_training_data
 from backdrop.models.losses import LABEL_MODES, segmentation_loss
 from backdrop.models.segmenter import VARIANTS, Segmenter, build_model
 
@@ -220,15 +220,15 @@ def make_batch(config: TrainConfig, data: TrainingData, step: int) -> tuple[torc
     rng = np.random.default_rng([config.seed, step])
     name = config.buckets[int(rng.integers(len(config.buckets)))]
     bucket = train_bucket(DEFAULT_BUCKETS.get(name), scale_at(config, step))
-    stills = [p for p in data.persons if not p.source.startswith("carphone")]
-    frames = [p for p in data.persons if p.source.startswith("carphone")] or data.persons
+    stills = [p for p in data.persons if p.kind != "video"]
+    frames = [p for p in data.persons if p.kind == "video"] or data.persons
     xs, ys = [], []
     for i in range(config.batch_size):
         r = np.random.default_rng([config.seed, step, i])
         pool = stills if stills and r.random() < config.person_still_prob else frames
         person = pool[int(r.integers(len(pool)))]
         bg = data.backgrounds[int(r.integers(len(data.backgrounds)))] if data.backgrounds else person
-        x, y = make_sample(person, bg, bucket, r, config.augment, config.prev_mask)
+        x, y = make_sample(person, bg, bucket, r, config.augment, config.prev_mask, data.persons)
         xs.append(x)
         ys.append(y)
     return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys)), bucket
@@ -255,8 +255,8 @@ def evaluate_heldout(model: Segmenter, heldout: HeldOut, mask_feedback: bool = T
     """Held-out scores against the teacher, through the deployed predictor loop.
 
     Returns:
-        A flat dict: ``clip_iou`` / ``clip_biou`` (means over carphone 90..119, first frame with
-        an empty state), ``clip_iou_min``, ``clip_static_iou`` / ``clip_warped_iou`` (temporal
+        A flat dict: ``clip_iou`` / ``clip_biou`` (means over the primary held-out clip, the
+        video call, first frame with an empty state), ``clip_iou_min``, ``clip_static_iou`` / ``clip_warped_iou`` (temporal
         consistency of the student) and ``teacher_static_iou`` / ``teacher_warped_iou`` (the
         teacher's on the same frames), and ``image_iou`` / ``image_biou`` per held-out image.
     """
@@ -268,6 +268,7 @@ def evaluate_heldout(model: Segmenter, heldout: HeldOut, mask_feedback: bool = T
     student_t = temporal_consistency(masks, heldout.clip_bgr)
     teacher_t = temporal_consistency(heldout.clip_labels, heldout.clip_bgr)
     out = {
+        "clip": heldout.clip_name or "carphone_pristine 90-119",
         "clip_frames": len(masks),
         "clip_iou": float(np.mean(ious)),
         "clip_iou_min": float(np.min(ious)),
@@ -297,8 +298,10 @@ def _meta(config: TrainConfig, data: TrainingData | None, step: int, metrics: di
         "mask_feedback": config.prev_mask.enabled,
         "step": step,
         "data": {
-            "description": "teacher pseudo-labels on real registry frames; held out: carphone frames 90-119 "
-            "and grace_hopper (backdrop.models.data)",
+            "description": "teacher pseudo-labels (RVM on clips; median of RVM, ISNet and MediaPipe selfie on "
+            "stills) on real registry frames; held out, identities never trained on: the clips "
+            + ", ".join(HELDOUT_CLIPS) + ", carphone frames 90-119, and the images " + ", ".join(HELDOUT_IMAGES)
+            + " (backdrop.models.data)",
             **(data.describe() if data is not None else {}),
         },
         "teacher": (data.teacher_meta if data is not None else {}),

@@ -20,7 +20,7 @@ from backdrop.orchestration.commands.eval import eval_command
 from backdrop.orchestration.commands.export import export_command
 from backdrop.orchestration.commands.options import RegistryHelpCommand, reflow_help
 from backdrop.orchestration.commands.parity import parity_command
-from backdrop.orchestration.commands.train import labels_command, train_command
+from backdrop.orchestration.commands.train import data_command, labels_command, train_command
 
 app = typer.Typer(
     name="backdrop",
@@ -47,6 +47,7 @@ COMMANDS = {
     "devices": devices_command,
     "bench": bench_command,
     "dashboard": dashboard_command,
+    "data": data_command,
     "labels": labels_command,
     "train": train_command,
 }

