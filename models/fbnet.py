@@ -127,6 +127,10 @@ class Encoder(nn.Module):
         width_mult: channel multiplier, channels rounded to multiples of 8.
         num_stages: how many of the 5 stages to build (4 stops at stride 16).
         padding: padding mode of every spatial convolution.
+        act: activation of the stem and of every block's expand and depthwise convs
+            (``"hswish"``, FBNetV3's, or ``"relu"``).
+        se: keep the squeeze-excite blocks the table asks for; False drops every one (the
+            table's ``se`` flags are then ignored).
 
     Input: float32 (N, in_channels, H, W), any H, W >= 1.
     Output: list of ``num_stages`` tensors, stage i at resolution ceil(H / 2**(i+1)).
@@ -139,10 +143,12 @@ class Encoder(nn.Module):
         width_mult: float = 1.0,
         num_stages: int = 5,
         padding: PaddingMode = "replicate",
+        act: str = "hswish",
+        se: bool = True,
     ) -> None:
         super().__init__()
         ch = make_divisible(table.stem * width_mult)
-        self.stem = ConvBNAct(in_channels, ch, 3, 2, padding=padding)
+        self.stem = ConvBNAct(in_channels, ch, 3, 2, act=act, padding=padding)
         self.stages = nn.ModuleList()
         self.out_channels: list[int] = []
         for stage in table.stages[:num_stages]:
@@ -151,7 +157,9 @@ class Encoder(nn.Module):
                 out = make_divisible(row.channels * width_mult)
                 for r in range(row.repeats):
                     stride = row.stride if r == 0 else 1
-                    blocks.append(InvertedResidual(ch, out, row.kernel, stride, row.expansion, row.se, padding))
+                    blocks.append(
+                        InvertedResidual(ch, out, row.kernel, stride, row.expansion, row.se and se, padding, act=act)
+                    )
                     ch = out
             self.stages.append(nn.Sequential(*blocks))
             self.out_channels.append(ch)

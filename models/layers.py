@@ -17,6 +17,10 @@ from torch import nn
 
 PaddingMode = Literal["replicate", "reflect", "zeros"]
 PADDING_MODES: tuple[str, ...] = ("replicate", "reflect", "zeros")
+ACTIVATIONS: tuple[str, ...] = ("hswish", "relu")
+"""The network activations a :class:`~backdrop.models.segmenter.SegmenterConfig` may choose:
+hard-swish (FBNetV3's) or ReLU (int8-friendly: XNNPACK folds it into the int8 convolution,
+while it lowers hard-swish in fp32 only)."""
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:
@@ -85,6 +89,7 @@ class HardSigmoid(nn.Module):
 
 
 def activation(name: str) -> nn.Module:
+    """The activation module called ``name`` (one of :data:`ACTIVATIONS`, or ``"none"``)."""
     if name == "hswish":
         return nn.Hardswish()
     if name == "relu":

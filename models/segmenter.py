@@ -22,7 +22,7 @@ from torch import nn
 from backdrop.core.errors import ConfigError
 from backdrop.core.registry import Registry
 from backdrop.models.fbnet import ENCODER_TABLES, Encoder
-from backdrop.models.layers import PADDING_MODES, ConvBNAct, PaddingMode
+from backdrop.models.layers import ACTIVATIONS, PADDING_MODES, ConvBNAct, PaddingMode
 
 IN_CHANNELS = 4
 INPUT_CHANNEL_NAMES = ("Y", "U", "V", "prev_mask")
@@ -38,6 +38,14 @@ class SegmenterConfig:
         num_stages: encoder stages kept, 4 (output stride 16) or 5 (output stride 32).
         decoder_channels: decoder width at each kept stage, shallowest (stride 2) first.
         padding: padding mode of every spatial conv: replicate (the seed's), reflect, zeros.
+        activation: activation of every encoder and decoder conv block: ``hswish`` (FBNetV3's,
+            the seed's) or ``relu``. Block projections stay linear; the squeeze-excite's inner
+            ReLU and hard-sigmoid gate are unchanged.
+        se: keep the squeeze-excite blocks the encoder table asks for (True, the seed's);
+            False drops every one.
+
+    Checkpoints saved before ``activation`` and ``se`` existed lack the keys and load with
+    these defaults, which is the network they were saved from.
     """
 
     encoder: str = "fbnetv3_a"
@@ -45,6 +53,8 @@ class SegmenterConfig:
     num_stages: int = 5
     decoder_channels: tuple[int, ...] = (16, 24, 32, 48, 64)
     padding: PaddingMode = "replicate"
+    activation: str = "hswish"
+    se: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "decoder_channels", tuple(int(c) for c in self.decoder_channels))
@@ -54,6 +64,10 @@ class SegmenterConfig:
             )
         if self.padding not in PADDING_MODES:
             raise ConfigError(f"Unknown padding {self.padding!r}. Valid: {', '.join(PADDING_MODES)}.")
+        if self.activation not in ACTIVATIONS:
+            raise ConfigError(f"Unknown activation {self.activation!r}. Valid: {', '.join(ACTIVATIONS)}.")
+        if not isinstance(self.se, bool):
+            raise ConfigError(f"se must be true or false, got {self.se!r}.")
         if self.num_stages not in (4, 5):
             raise ConfigError(f"num_stages must be 4 or 5, got {self.num_stages}.")
         if len(self.decoder_channels) != self.num_stages:
@@ -98,15 +112,18 @@ class Segmenter(nn.Module):
             config.width_mult,
             config.num_stages,
             config.padding,
+            config.activation,
+            config.se,
         )
         enc = self.encoder.out_channels
         dec = config.decoder_channels
-        self.lateral = ConvBNAct(enc[-1], dec[-1], 1)
+        act = config.activation
+        self.lateral = ConvBNAct(enc[-1], dec[-1], 1, act=act)
         self.fuse = nn.ModuleList()
         self.refine = nn.ModuleList()
         for i in range(len(enc) - 2, -1, -1):
-            self.fuse.append(ConvBNAct(dec[i + 1] + enc[i], dec[i], 1))
-            self.refine.append(ConvBNAct(dec[i], dec[i], 3, groups=dec[i], padding=config.padding))
+            self.fuse.append(ConvBNAct(dec[i + 1] + enc[i], dec[i], 1, act=act))
+            self.refine.append(ConvBNAct(dec[i], dec[i], 3, groups=dec[i], act=act, padding=config.padding))
         self.head = nn.Conv2d(dec[0], 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -134,6 +151,13 @@ VARIANTS.add("fbnetv3_g", SegmenterConfig("fbnetv3_g", decoder_channels=(24, 32,
 # light decoder), about half the parameters of the full-depth network.
 VARIANTS.add("fbnetv3_a_s16", SegmenterConfig("fbnetv3_a", num_stages=4, decoder_channels=(16, 24, 32, 48)))
 VARIANTS.add("lite", SegmenterConfig("lite", decoder_channels=(8, 16, 16, 24, 32)))
+# Deployment-speed variants (docs/models.md, "Variants for int8 and speed"): the default with zero
+# padding (replicate padding's slices and concats cost 14-30 % of fp32 ExecuTorch latency), and
+# int8-friendly ones with ReLU, no squeeze-excite and zero padding, whose every conv block runs
+# in int8 in XNNPACK. Untrained so far: they need their own checkpoints.
+VARIANTS.add("fbnetv3_a_s16_zp", dataclasses.replace(VARIANTS.get("fbnetv3_a_s16"), padding="zeros"))
+VARIANTS.add("fbnetv3_a_s16_q", dataclasses.replace(VARIANTS.get("fbnetv3_a_s16"), activation="relu", se=False, padding="zeros"))
+VARIANTS.add("lite_q", dataclasses.replace(VARIANTS.get("lite"), activation="relu", se=False, padding="zeros"))
 
 DEFAULT_VARIANT = "fbnetv3_a_s16"
 """The variant of the bundled default model (and of `backdrop new-checkpoint` examples)."""

@@ -112,3 +112,26 @@ def test_save_is_atomic(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         save_checkpoint(build_model("lite"), target)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_old_checkpoint_without_activation_and_se_loads_unchanged(lite_checkpoint, tmp_path):
+    """Checkpoints saved before the config had ``activation`` and ``se`` load as the network
+    they were saved from (hard-swish, squeeze-excite), with the same weights and outputs."""
+
+    def edit(o):
+        o["config"].pop("activation", None)
+        o["config"].pop("se", None)
+
+    p = _rewrite(lite_checkpoint, tmp_path / "old.pt", edit)
+    assert set(_payload(p)["config"]) == {"encoder", "width_mult", "num_stages", "decoder_channels", "padding"}
+    old, new = load_checkpoint(p), load_checkpoint(lite_checkpoint)
+    assert old.config == new.config and old.config.activation == "hswish" and old.config.se is True
+    x = torch.rand(1, 4, 24, 40)
+    with torch.no_grad():
+        torch.testing.assert_close(old.model(x), new.model(x), rtol=0, atol=0)
+
+
+def test_new_config_fields_round_trip(tmp_path):
+    model = build_model("lite_q")
+    ckpt = load_checkpoint(save_checkpoint(model, tmp_path / "q.pt"))
+    assert ckpt.config == model.config and ckpt.config.activation == "relu" and ckpt.config.se is False

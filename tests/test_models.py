@@ -1,6 +1,9 @@
-"""Every model variant: builds, runs on every bucket and odd sizes, exports, pads as documented."""
+"""Every model variant: builds, runs on every bucket and odd sizes, exports, pads as documented;
+the activation and squeeze-excite choices, and the int8-friendly variants."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 import torch
@@ -9,7 +12,7 @@ import torch.nn.functional as F
 from backdrop.core.buckets import DEFAULT_BUCKETS
 from backdrop.core.errors import ConfigError, RegistryError
 from backdrop.models import VARIANTS, SegmenterConfig, build_model
-from backdrop.models.layers import Pad2d
+from backdrop.models.layers import HardSigmoid, Pad2d, SqueezeExcite
 
 ODD_SIZES = [(1, 1), (7, 13), (143, 255), (97, 33)]
 
@@ -98,6 +101,9 @@ def test_unknown_variant_lists_valid_names():
         ({"num_stages": 3}, "num_stages must be 4 or 5"),
         ({"decoder_channels": (8, 8)}, "decoder_channels needs one width per encoder stage"),
         ({"width_mult": 0.0}, "width_mult must be in"),
+        ({"activation": "gelu"}, r"Unknown activation 'gelu'\. Valid: hswish, relu\."),
+        ({"activation": "none"}, r"Unknown activation 'none'\. Valid: hswish, relu\."),
+        ({"se": "yes"}, "se must be true or false, got 'yes'"),
     ],
 )
 def test_config_errors(kwargs, message):
@@ -110,6 +116,83 @@ def test_config_round_trip():
     assert SegmenterConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ConfigError, match="Unknown model config keys"):
         SegmenterConfig.from_dict({**cfg.to_dict(), "dropout": 0.1})
+
+
+def _count(model, cls):
+    return sum(isinstance(m, cls) for m in model.modules())
+
+
+def test_defaults_keep_the_seed_network():
+    cfg = SegmenterConfig()
+    assert cfg.activation == "hswish" and cfg.se is True
+    model = build_model("fbnetv3_a_s16")
+    assert _count(model, torch.nn.Hardswish) == 50 and _count(model, SqueezeExcite) == 11
+
+
+@pytest.mark.parametrize("variant", ["fbnetv3_a_s16_q", "lite_q"])
+def test_int8_friendly_variants_have_no_hardswish_squeeze_excite_or_edge_padding(variant):
+    model = build_model(variant)
+    for cls in (torch.nn.Hardswish, SqueezeExcite, HardSigmoid, torch.nn.ReLU6, Pad2d):
+        assert _count(model, cls) == 0, (variant, cls.__name__)
+    assert _count(model, torch.nn.ReLU) > 0
+
+
+def test_variants_are_the_documented_edits_of_their_bases():
+    base, lite = VARIANTS.get("fbnetv3_a_s16"), VARIANTS.get("lite")
+    assert VARIANTS.get("fbnetv3_a_s16_zp") == dataclasses.replace(base, padding="zeros")
+    assert VARIANTS.get("fbnetv3_a_s16_q") == dataclasses.replace(base, activation="relu", se=False, padding="zeros")
+    assert VARIANTS.get("lite_q") == dataclasses.replace(lite, activation="relu", se=False, padding="zeros")
+
+
+def test_relu_replaces_every_hardswish():
+    cfg = VARIANTS.get("lite")
+    hswish = build_model(cfg)
+    relu = build_model(dataclasses.replace(cfg, activation="relu"))
+    assert _count(relu, torch.nn.Hardswish) == 0
+    # every hard-swish became a ReLU; the squeeze-excite blocks keep their own inner ReLU
+    assert _count(relu, torch.nn.ReLU) == _count(hswish, torch.nn.Hardswish) + _count(hswish, torch.nn.ReLU)
+    assert _count(relu, SqueezeExcite) == _count(hswish, SqueezeExcite) > 0
+    assert relu.state_dict().keys() == hswish.state_dict().keys()  # activations carry no weights
+
+
+def test_se_false_drops_every_squeeze_excite():
+    cfg = VARIANTS.get("lite")
+    with_se = build_model(cfg)
+    without = build_model(dataclasses.replace(cfg, se=False))
+    assert _count(without, SqueezeExcite) == 0 and _count(without, HardSigmoid) == 0
+    assert _count(without, torch.nn.Hardswish) == _count(with_se, torch.nn.Hardswish)
+    se_params = sum(p.numel() for m in with_se.modules() if isinstance(m, SqueezeExcite) for p in m.parameters())
+    assert sum(p.numel() for p in without.parameters()) == sum(p.numel() for p in with_se.parameters()) - se_params
+    with torch.no_grad():
+        assert without(torch.rand(1, 4, 33, 47)).shape == (1, 1, 33, 47)
+
+
+def test_old_config_without_activation_and_se_loads_as_the_seed_network():
+    """Checkpoints saved before ``activation`` / ``se`` existed store configs without them."""
+    cfg = VARIANTS.get("fbnetv3_a_s16")
+    old = {k: v for k, v in cfg.to_dict().items() if k not in ("activation", "se")}
+    assert old == {"encoder": "fbnetv3_a", "width_mult": 1.0, "num_stages": 4, "decoder_channels": [16, 24, 32, 48],
+                   "padding": "replicate"}
+    loaded = SegmenterConfig.from_dict(old)
+    assert loaded == cfg and loaded.activation == "hswish" and loaded.se is True
+
+
+def test_int8_friendly_variant_leaves_only_resize_and_sigmoid_to_float_in_pt2e():
+    """XNNPACKQuantizer annotates every conv (ReLU fused), add and cat of ``lite_q``; only the
+    bilinear resizes and the output sigmoid stay float (XNNPACK lowers them in fp32 only)."""
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import get_symmetric_quantization_config
+    from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
+
+    from backdrop.models.wrappers import example_inputs, wrap
+    from backdrop.quantization.xnnpack_int8 import _float_ops, _make_quantizer
+
+    h, w = 32, 56
+    wrapper = wrap(build_model("lite_q"), "explicit", h, w)
+    quantizer = _make_quantizer(None).set_global(get_symmetric_quantization_config(is_per_channel=True))
+    with torch.no_grad():
+        graph = torch.export.export(wrapper, example_inputs("explicit", h, w)).module()
+        prepared = prepare_pt2e(graph, quantizer)
+    assert {k: v["count"] for k, v in _float_ops(prepared).items()} == {"sigmoid": 1, "upsample_bilinear2d": 5}
 
 
 def test_model_table_in_docs_is_fresh():
