@@ -153,7 +153,11 @@ def _download(pkg: MediaPackage, into: Path) -> Path:
     elif pkg.registry == "npm":
         _run(["npm", "pack", "--silent", pkg.spec], into)
     elif pkg.registry == "debian":
-        _run(["apt-get", "download", pkg.spec], into)
+        try:
+            _run(["apt-get", "download", pkg.spec], into)
+        except InputError:  # a fresh machine may have no package lists yet
+            _run(["apt-get", "update", "-qq"], into)
+            _run(["apt-get", "download", pkg.spec], into)
     else:
         raise ConfigError(f"{pkg.name}: unknown registry {pkg.registry!r} (pypi, npm or debian).")
     files = [p for p in into.iterdir() if p.is_file()]
