@@ -35,6 +35,27 @@ def _seed():
     np.random.seed(0)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_export_cache(tmp_path_factory):
+    """Exports made by session fixtures cache into a folder of this session, never the checkout's."""
+    import os
+
+    saved = os.environ.get("BACKDROP_EXPORT_CACHE")
+    os.environ["BACKDROP_EXPORT_CACHE"] = str(tmp_path_factory.mktemp("export-cache"))
+    yield
+    if saved is None:
+        os.environ.pop("BACKDROP_EXPORT_CACHE", None)
+    else:
+        os.environ["BACKDROP_EXPORT_CACHE"] = saved
+
+
+@pytest.fixture(autouse=True)
+def _export_cache(tmp_path, monkeypatch):
+    """Each test's exports start from an empty artifact cache of its own (a test that swaps a
+    format out must not be served the real format's cached artifacts)."""
+    monkeypatch.setenv("BACKDROP_EXPORT_CACHE", str(tmp_path / "export-cache"))
+
+
 @pytest.fixture(scope="session")
 def carphone_path():
     from backdrop.core.samples import carphone_clip

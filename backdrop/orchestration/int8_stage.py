@@ -16,6 +16,7 @@ Everything measured lands in ``Artifact.int8`` (-> the manifest's per-artifact
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from backdrop.core.plots import new_figure
 from backdrop.device_tests import Device, TimingProtocol
 from backdrop.device_tests.parity import Thresholds
 from backdrop.export.artifact import Artifact
+from backdrop.export.cache import ExportCache
 from backdrop.export.formats import FORMATS, ExportError, ExportRequest
 from backdrop.quantization.budget import AccuracyBudget, Quality, measure_quality
 from backdrop.quantization.fallback import FallbackError, FallbackSearch, Int8Decision, Trial, search_fallback
@@ -51,7 +53,11 @@ def parity_floor_misses(q: Quality, thresholds: Thresholds) -> list[str]:
 
 @dataclass
 class Int8Stage:
-    """Acceptance state shared across the requests of one export (one search per bucket+format)."""
+    """Acceptance state shared across the requests of one export (one search per bucket+format).
+
+    With a ``cache``, a bucket and format whose decision is cached (same model, calibration,
+    budget, floors, code and tools) starts from the float units chosen last time; the artifact
+    is measured against the budget all the same, and a miss falls back to a fresh search."""
 
     budget: AccuracyBudget
     device: Device
@@ -59,6 +65,18 @@ class Int8Stage:
     export: Callable[[ExportRequest], list[Artifact]]
     log: Callable[[str], None]
     searches: dict[tuple[str, str], FallbackSearch] = field(default_factory=dict)
+    cache: ExportCache | None = None
+    decided: dict[tuple[str, str], dict] = field(default_factory=dict)
+
+    def _decision_args(self) -> tuple[dict, dict]:
+        return self.budget.to_dict(), dataclasses.asdict(self.thresholds)
+
+    def _cached_decision(self, key: tuple[str, str], request: ExportRequest) -> dict | None:
+        if key not in self.decided and self.cache is not None:
+            doc = self.cache.decision(request, *self._decision_args())
+            if doc is not None:
+                self.decided[key] = doc
+        return self.decided.get(key)
 
     def _floor_misses(self, q: Quality) -> list[str]:
         return parity_floor_misses(q, self.thresholds)
@@ -74,10 +92,18 @@ class Int8Stage:
             self.log(f"[{key[0]}] {made[0].key}: int8 budget not checked: {self.device.why_not(made[0])}")
             return made
         search = self.searches.get(key)
+        cached = self._cached_decision(key, request) if search is None else None
         if search is not None and search.float_units != request.float_units:
             request = replace(request, float_units=search.float_units)
             self.log(
                 f"[{key[0]}] {request.format}-int8-{request.state_form}: re-export with the float units chosen for this bucket"
+            )
+            made = self.export(request)
+        elif cached is not None and tuple(cached["float_units"]) != tuple(request.float_units):
+            request = replace(request, float_units=tuple(cached["float_units"]))
+            self.log(
+                f"[{key[0]}] {request.format}-int8-{request.state_form}: the cached fallback decision keeps "
+                f"{len(request.float_units)} unit(s) in float; checking it against the budget"
             )
             made = self.export(request)
         first_misses: list[str] | None = None
@@ -93,6 +119,7 @@ class Int8Stage:
                 search.trials.append(Trial(request.float_units, q, misses, f"{art.runtime} artifact"))
             if not misses:
                 break
+            cached = None  # the cached decision no longer holds: search afresh
             self.log(f"[{key[0]}] {art.key}: int8 misses its budget ({'; '.join(misses)}); fallback search")
             if search is None:
                 search = self.searches[key] = FallbackSearch(self.budget, self._floor_misses)
@@ -104,19 +131,26 @@ class Int8Stage:
                 raise ExportError(f"{art.key}: {e}") from e
             request = replace(request, float_units=search.float_units)
             made = self.export(request)
-        fallback = (
-            "none: plain int8 meets the budget"
-            if not request.float_units
-            else f"kept the {len(request.float_units)} most sensitive unit(s) in float; plain int8 missed: "
-            + "; ".join(first_misses or ["(decided on the other state form of this bucket)"])
-        )
+        if cached is not None and tuple(cached["float_units"]) == tuple(request.float_units):
+            fallback, search_doc = cached["fallback"], cached.get("search")
+        else:
+            fallback = (
+                "none: plain int8 meets the budget"
+                if not request.float_units
+                else f"kept the {len(request.float_units)} most sensitive unit(s) in float; plain int8 missed: "
+                + "; ".join(first_misses or ["(decided on the other state form of this bucket)"])
+            )
+            search_doc = search.to_dict() if search is not None else None
+            self.decided[key] = {"float_units": list(request.float_units), "fallback": fallback, "search": search_doc}
+            if self.cache is not None:
+                self.cache.store_decision(request, *self._decision_args(), self.decided[key])
         for a in made:
             a.int8 = Int8Decision(
                 budget=self.budget,
                 quality=qualities.get(a.key),
                 float_units=tuple(request.float_units),
                 fallback=fallback,
-                search=search.to_dict() if search is not None else None,
+                search=search_doc,
             )
         return made
 

@@ -31,6 +31,7 @@ from backdrop.device_tests import Device
 from backdrop.device_tests.base import ready_device
 from backdrop.device_tests.parity import check_parity, thresholds_for, write_parity_report
 from backdrop.export.artifact import Artifact, tree_sha256
+from backdrop.export.cache import ExportCache, default_cache_dir
 from backdrop.export.formats import FORMATS, ExportError, ExportRequest
 from backdrop.export.goldens import make_golden, save_golden
 from backdrop.export.targets import TARGETS, Target
@@ -64,6 +65,9 @@ class ExportSpec:
         budget: the int8 accuracy budget; None takes the target's.
         device: the registered device that verifies the artifacts it can run (parity on the
             goldens, the int8 budget, the quantization report's timings).
+        cache_dir: the artifact cache (backdrop/export/cache.py); None for the default
+            (``.cache/backdrop-export``, or ``BACKDROP_EXPORT_CACHE``).
+        use_cache: False exports every artifact afresh and leaves the cache untouched.
     """
 
     target: str
@@ -75,6 +79,8 @@ class ExportSpec:
     jobs: int = 2
     budget: AccuracyBudget | None = None
     device: str = "host"
+    cache_dir: Path | None = None
+    use_cache: bool = True
 
     def __post_init__(self) -> None:
         if self.jobs < 1:
@@ -90,6 +96,8 @@ class ExportResult:
     artifacts: list[Artifact]
     parity: list = field(default_factory=list)
     seconds: float = 0.0
+    cache_hits: int = 0
+    cache_misses: int = 0
 
 
 def resolve(spec: ExportSpec) -> tuple[Target, list[Bucket], Device]:
@@ -134,6 +142,7 @@ def export_target(spec: ExportSpec, log: Callable[[str], None] = _log) -> Export
     artifacts: list[Artifact] = []
     records = []
     budget = spec.budget or target.budget
+    cache = ExportCache(spec.cache_dir or default_cache_dir(), tool_versions()) if spec.use_cache else None
     try:
         goldens = {}
         for bucket in buckets:
@@ -154,16 +163,17 @@ def export_target(spec: ExportSpec, log: Callable[[str], None] = _log) -> Export
             for entry in target.entries
             for form in entry.state_forms
         ]
-        int8 = Int8Stage(budget, device, thresholds_for("int8"), lambda r: _export_one(r)[0], log)
-        for request, made, seconds in _run_exports(requests, spec.jobs, log):
+        int8 = Int8Stage(budget, device, thresholds_for("int8"), lambda r: _export_one(r, cache)[0], log, cache=cache)
+        progress = Progress(len(requests), log)
+        for request, made, seconds, hit in _run_exports(requests, spec.jobs, cache):
             golden = goldens[request.bucket.name][1]
             if request.precision == "int8":
                 made = int8.accept(request, made, golden)
             for art in made:
                 _verify(art, golden, device, records, log)
-                log(f"[{art.bucket.name}] {art.format}-{art.precision}-{art.state_form}: {art.size_bytes() / 1e6:.1f} MB, "
-                    f"exported in {seconds:.0f} s, {_status(art)}")
+            progress.done(request, made, seconds, hit)
             artifacts.extend(made)
+        progress.close()
         reports = staging / "reports"
         reports.mkdir(exist_ok=True)
         report_paths = {}
@@ -188,34 +198,78 @@ def export_target(spec: ExportSpec, log: Callable[[str], None] = _log) -> Export
         raise
     for a in artifacts:
         a.path = final / a.path.relative_to(staging)
-    return ExportResult(final, final / manifest_path.name, artifacts, records, time.perf_counter() - start)
+    hits, misses = (cache.stats.hits, cache.stats.misses) if cache else (0, len(artifacts))
+    return ExportResult(final, final / manifest_path.name, artifacts, records, time.perf_counter() - start, hits, misses)
 
 
-def _export_one(request: ExportRequest) -> tuple[list[Artifact], float]:
+def _export_one(request: ExportRequest, cache: ExportCache | None = None) -> tuple[list[Artifact], float, bool]:
+    """Export ``request`` (from the cache when it holds the same key); (artifacts, seconds, hit)."""
     t0 = time.perf_counter()
-    made = FORMATS.get(request.format).export(request)
-    return made, time.perf_counter() - t0
+    made = cache.fetch(request) if cache is not None else None
+    hit = made is not None
+    if made is None:
+        made = FORMATS.get(request.format).export(request)
+        if cache is not None:
+            cache.store(request, made)
+    return made, time.perf_counter() - t0, hit
 
 
-def _run_exports(requests: list[ExportRequest], jobs: int, log: Callable[[str], None]):
-    """Yield (request, artifacts, seconds) in request order; ``jobs`` > 1 uses spawned worker
-    processes (graph lowering is single-threaded Python, so this scales with cores)."""
+def _run_exports(requests: list[ExportRequest], jobs: int, cache: ExportCache | None):
+    """Yield (request, artifacts, seconds, cache hit) in request order; ``jobs`` > 1 uses spawned
+    worker processes (graph lowering is single-threaded Python, so this scales with cores).
+    Workers count their own cache hits; the parent's ``cache.stats`` adds them up."""
     if jobs == 1 or len(requests) == 1:
         for r in requests:
-            yield (r, *_export_one(r))
+            yield (r, *_export_one(r, cache))
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(_export_one, r) for r in requests]
+        futures = [pool.submit(_export_one, r, cache) for r in requests]
         try:
             for r, f in zip(requests, futures):
-                yield (r, *f.result())
+                made, seconds, hit = f.result()
+                if cache is not None:
+                    setattr(cache.stats, "hits" if hit else "misses", getattr(cache.stats, "hits" if hit else "misses") + 1)
+                yield r, made, seconds, hit
         except BaseException:
             for f in futures:
                 f.cancel()
             raise
+
+
+class Progress:
+    """Per-artifact progress: a bar on a terminal (tqdm), and one log line per request with its
+    time, whether the cache had it, its verification and the estimated time left (the mean
+    time per request so far times the requests left)."""
+
+    def __init__(self, total: int, log: Callable[[str], None]) -> None:
+        from tqdm import tqdm
+
+        self.total, self.log, self.count = total, log, 0
+        self.start = time.perf_counter()
+        self.bar = tqdm(total=total, desc="export", unit="artifact", disable=not sys.stderr.isatty(), leave=False)
+
+    def done(self, request: ExportRequest, made: list[Artifact], seconds: float, hit: bool) -> None:
+        self.count += 1
+        self.bar.update(1)
+        elapsed = time.perf_counter() - self.start
+        left = elapsed / self.count * (self.total - self.count)
+        how = "from the cache" if hit else f"exported in {seconds:.0f} s"
+        for art in made:
+            with self.bar.external_write_mode():
+                self.log(
+                    f"[{self.count}/{self.total}] {art.key}: {art.size_bytes() / 1e6:.1f} MB, {how}, {_status(art)}; "
+                    f"about {_duration(left)} left"
+                )
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
 
 def _status(art: Artifact) -> str:
