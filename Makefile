@@ -88,7 +88,7 @@ predict: $(STAMP) ## main job: reference masks for a clip (INPUT=video/dir, defa
 
 # EXPORT_ARGS: more `backdrop export` options, e.g. --bucket-names landscape_16x9,portrait_9x16 (CI's main job).
 EXPORT_ARGS ?=
-export: $(STAMP) ## per-bucket artifacts + manifest + parity for TARGET (the targets: docs/export.md, backdrop export --help) -> dist/TARGET/
+export: $(STAMP) data ## per-bucket artifacts + manifest + parity for TARGET (the targets: docs/export.md, backdrop export --help) -> dist/TARGET/
 	$(BIN)/backdrop export --target $(TARGET) --checkpoint $(CHECKPOINT) --out $(DIST) $(EXPORT_ARGS)
 
 # `make bench`: every artifact of dist/TARGET on DEVICE (default: this host's Python runtimes) under

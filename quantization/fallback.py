@@ -110,6 +110,9 @@ class Int8Decision:
         fallback: why, in words.
         search: the fallback search as it stood when this artifact was decided
             (:meth:`FallbackSearch.to_dict`), or None when no search ran.
+        checked: its masks against float over everything the budget was held to (the golden
+            and the held-out clips back to back); None where not run.
+        heldout: the same per held-out clip, by name.
     """
 
     budget: AccuracyBudget
@@ -117,6 +120,8 @@ class Int8Decision:
     float_units: tuple[str, ...]
     fallback: str
     search: dict | None = None
+    checked: Quality | None = None
+    heldout: dict[str, Quality] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
@@ -125,13 +130,17 @@ class Int8Decision:
             "float_units": list(self.float_units),
             "fallback": self.fallback,
             "search": self.search,
+            "checked": self.checked.to_dict() if self.checked is not None else None,
+            "heldout": {k: q.to_dict() for k, q in self.heldout.items()},
         }
 
     @classmethod
     def from_dict(cls, d: dict) -> Int8Decision:
-        q = d.get("quality")
-        quality = Quality(**{k: v for k, v in q.items() if k in Quality.__dataclass_fields__}) if q else None
-        return cls(AccuracyBudget(**d["budget"]), quality, tuple(d["float_units"]), d["fallback"], d.get("search"))
+        def quality(q):
+            return Quality(**{k: v for k, v in q.items() if k in Quality.__dataclass_fields__}) if q else None
+
+        return cls(AccuracyBudget(**d["budget"]), quality(d.get("quality")), tuple(d["float_units"]), d["fallback"],
+                   d.get("search"), quality(d.get("checked")), {k: quality(q) for k, q in (d.get("heldout") or {}).items()})
 
 
 def rank_units(probe: Int8Probe, golden, log: Callable[[str], None] = lambda m: None) -> list[Sensitivity]:

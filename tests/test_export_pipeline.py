@@ -44,6 +44,7 @@ def test_failed_export_leaves_nothing_and_keeps_previous(tmp_path, lite_checkpoi
 
     class Broken:
         name, runtime, state_forms, precisions = "executorch", "x", ("native", "explicit"), ("fp32", "int8")
+        runtime_packages = ()
 
         def export(self, request):
             raise ExportError("XNNPACK cannot take aten.frobnicate in small_4x3/native")

@@ -91,6 +91,28 @@ def test_run_explicit_feeds_the_mask_back_and_resets():
     assert seen[1] == H * W and seen[N - 1] == H * W  # fed back otherwise
 
 
+def test_check_sequence_holds_the_budget_over_golden_and_clips_together():
+    from backdrop.quantization.budget import combine_sequences
+    from backdrop.quantization.fallback import Int8Decision
+
+    golden, clip = _golden(), _golden()
+    clip.expected_masks = clip.expected_masks[:, :, ::-1].copy()  # another scene
+    seq = combine_sequences({"golden": golden, "video_call": clip})
+    assert seq.names == ("golden", "video_call") and seq.spans == ((0, N), (N, 2 * N))
+    assert seq.resets.tolist() == golden.resets.tolist() * 2
+    masks = run_explicit(FakeProbe().build(set(FakeProbe.ERRORS)), seq)  # all in float: the reference
+    part_masks, part = seq.part(masks, "video_call")
+    np.testing.assert_array_equal(part.expected_masks, clip.expected_masks)
+    assert measure_quality(masks, seq).frames == 2 * N and measure_quality(part_masks, part).frames == N
+    bad = SimpleNamespace(frames=golden.frames, resets=np.zeros(N, bool), expected_masks=golden.expected_masks)
+    with pytest.raises(ConfigError, match="must start with a reset"):
+        combine_sequences({"golden": golden, "clip": bad})
+    q = measure_quality(masks, seq)
+    d = Int8Decision(AccuracyBudget(), q, ("a",), "kept 1", None, q, {"video_call": measure_quality(part_masks, part)})
+    back = Int8Decision.from_dict(json.loads(json.dumps(d.to_dict())))
+    assert back.heldout["video_call"] == d.heldout["video_call"] and back.checked == q
+
+
 def test_ranking_puts_the_most_damaging_unit_first():
     g = _golden()
     ranking = rank_units(FakeProbe(), g)

@@ -182,3 +182,25 @@ def test_executorch_int8_fully_delegated_and_runs(model, golden, state_form, tmp
     ref = golden.expected_masks[:, 0]
     assert min(iou(masks[i], ref[i]) for i in range(len(ref))) >= MIN_IOU
     assert min(boundary_iou(masks[i], ref[i]) for i in range(len(ref))) >= MIN_BIOU
+
+
+def test_the_default_recipe_calibrates_on_training_people_only(model, monkeypatch, tmp_path):
+    from backdrop.core.errors import ConfigError, InputError
+    from backdrop.models.data import source
+    from backdrop.quantization.calibration import DIVERSE_RECIPE, Stretch, recipe_calibration_inputs
+
+    assert all(source(st.source).split == "train" for st in DIVERSE_RECIPE)
+    small = Bucket("tiny", 16, 24)
+    cal = recipe_calibration_inputs(model, small)
+    assert cal.num_frames == sum(st.num_frames * st.passes for st in DIVERSE_RECIPE)
+    starts = np.flatnonzero(cal.resets == 1.0)
+    assert len(starts) == len(DIVERSE_RECIPE) and not cal.prev_masks[starts].any()  # each stretch from a reset
+    fed = np.setdiff1d(np.arange(cal.num_frames), starts)
+    assert cal.prev_masks[fed].max() > 0.5  # and the mask fed back after it
+    assert recipe_calibration_inputs(model, small).sha256 == cal.sha256
+    assert "band_studio" in cal.source and "solvay_1927" in cal.source
+    with pytest.raises(ConfigError, match="held-out"):
+        recipe_calibration_inputs(model, small, (Stretch("video_call", 0, 4),))
+    monkeypatch.setenv("BACKDROP_MEDIA_DIR", str(tmp_path))
+    with pytest.raises(InputError, match="backdrop data"):
+        recipe_calibration_inputs(model, small, (Stretch("portrait_f1"),))

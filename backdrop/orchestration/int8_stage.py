@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
+
 from backdrop.core.fsutil import atomic_write
 from backdrop.core.plots import new_figure
 from backdrop.device_tests import Device, TimingProtocol
@@ -30,7 +32,7 @@ from backdrop.device_tests.parity import Thresholds
 from backdrop.export.artifact import Artifact
 from backdrop.export.cache import ExportCache
 from backdrop.export.formats import FORMATS, ExportError, ExportRequest
-from backdrop.quantization.budget import AccuracyBudget, Quality, measure_quality
+from backdrop.quantization.budget import AccuracyBudget, CheckSequence, Quality, combine_sequences, measure_quality
 from backdrop.quantization.fallback import FallbackError, FallbackSearch, Int8Decision, Trial, search_fallback
 
 REPORT_SCHEMA = "backdrop-quantization/1"
@@ -67,6 +69,12 @@ class Int8Stage:
     searches: dict[tuple[str, str], FallbackSearch] = field(default_factory=dict)
     cache: ExportCache | None = None
     decided: dict[tuple[str, str], dict] = field(default_factory=dict)
+    checks: dict[str, dict] = field(default_factory=dict)
+    """Bucket name -> {held-out clip name: its golden-like sequence}: the budget is held over
+    the bucket's golden and these together (:class:`CheckSequence`)."""
+
+    def _sequence(self, golden) -> CheckSequence:
+        return combine_sequences({"golden": golden, **self.checks.get(golden.bucket.name, {})})
 
     def _decision_args(self) -> tuple[dict, dict]:
         return self.budget.to_dict(), dataclasses.asdict(self.thresholds)
@@ -107,10 +115,12 @@ class Int8Stage:
             )
             made = self.export(request)
         first_misses: list[str] | None = None
+        sequence = self._sequence(golden)
         while True:
             # Every file of the request is held to the budget: the .ort twin runs other
             # (pre-optimized) kernels than its .onnx and can land on the other side of a floor.
-            qualities = self._measure(made, golden)
+            measured = self._measure(made, golden, sequence)
+            qualities = {k: v[0] for k, v in measured.items()}
             misses = [m for key_, q in qualities.items() for m in self._labelled(key_, q, len(qualities))]
             art, q = made[0], next(iter(qualities.values()))
             if first_misses is None:
@@ -126,7 +136,7 @@ class Int8Stage:
                 search.trials.append(Trial(request.float_units, q, misses, f"{art.runtime} artifact"))
             probe = FORMATS.get(request.format).int8_probe(request)
             try:
-                search_fallback(probe, golden, search, start=len(request.float_units) + 1, log=self.log)
+                search_fallback(probe, sequence, search, start=len(request.float_units) + 1, log=self.log)
             except FallbackError as e:
                 raise ExportError(f"{art.key}: {e}") from e
             request = replace(request, float_units=search.float_units)
@@ -145,17 +155,28 @@ class Int8Stage:
             if self.cache is not None:
                 self.cache.store_decision(request, *self._decision_args(), self.decided[key])
         for a in made:
+            checked, parts = measured.get(a.key, (None, {}))
             a.int8 = Int8Decision(
                 budget=self.budget,
-                quality=qualities.get(a.key),
+                quality=parts.get("golden"),
                 float_units=tuple(request.float_units),
                 fallback=fallback,
                 search=search_doc,
+                checked=checked,
+                heldout={k: v for k, v in parts.items() if k != "golden"},
             )
         return made
 
-    def _measure(self, made: list[Artifact], golden) -> dict[str, Quality]:
-        return {a.key: measure_quality(self.device.run_sequence(a, golden), golden) for a in made if self.device.can_run(a)}
+    def _measure(self, made: list[Artifact], golden, sequence: CheckSequence) -> dict[str, tuple[Quality, dict[str, Quality]]]:
+        """Per file: its quality over the whole check sequence, and per part (golden, clips)."""
+        parts = {"golden": golden, **self.checks.get(golden.bucket.name, {})}
+        out = {}
+        for a in made:
+            if not self.device.can_run(a):
+                continue
+            masks = np.concatenate([self.device.run_sequence(a, g) for g in parts.values()])
+            out[a.key] = (measure_quality(masks, sequence), {n: measure_quality(*sequence.part(masks, n)) for n in parts})
+        return out
 
     def _labelled(self, key: str, q: Quality, n: int) -> list[str]:
         misses = self._misses(q)

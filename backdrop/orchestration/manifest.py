@@ -15,7 +15,7 @@ from backdrop.core.fsutil import atomic_write
 from backdrop.export.artifact import tree_sha256
 from backdrop.export.formats import FORMATS, package_versions
 
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 
 BUCKET_RULE = {
     "selection": (

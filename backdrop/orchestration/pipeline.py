@@ -153,6 +153,7 @@ def export_target(spec: ExportSpec, log: Callable[[str], None] = _log) -> Export
             rel = f"goldens/{bucket.name}.npz"
             save_golden(golden, staging / rel)
             goldens[bucket.name] = (rel, golden)
+        checks = _heldout_checks(ckpt.model, buckets, target, spec.golden_frames, log)
         first = next(iter(goldens.values()))[1]
         check = torch.cat([torch.from_numpy(first.frames[:2]), torch.zeros(2, 1, *first.frames.shape[2:])], dim=1)
         model, fusion = fuse_model(ckpt.model, check_input=check)
@@ -163,7 +164,8 @@ def export_target(spec: ExportSpec, log: Callable[[str], None] = _log) -> Export
             for entry in target.entries
             for form in entry.state_forms
         ]
-        int8 = Int8Stage(budget, device, thresholds_for("int8"), lambda r: _export_one(r, cache)[0], log, cache=cache)
+        int8 = Int8Stage(budget, device, thresholds_for("int8"), lambda r: _export_one(r, cache)[0], log, cache=cache,
+                         checks=checks)
         progress = Progress(len(requests), log)
         for request, made, seconds, hit in _run_exports(requests, spec.jobs, cache):
             golden = goldens[request.bucket.name][1]
@@ -200,6 +202,30 @@ def export_target(spec: ExportSpec, log: Callable[[str], None] = _log) -> Export
         a.path = final / a.path.relative_to(staging)
     hits, misses = (cache.stats.hits, cache.stats.misses) if cache else (0, len(artifacts))
     return ExportResult(final, final / manifest_path.name, artifacts, records, time.perf_counter() - start, hits, misses)
+
+
+HELDOUT_CHECK_CLIPS = ("video_call", "long_hair_hands")
+"""Held-out clips (backdrop.models.data: people never trained or calibrated on) that the int8
+budget is checked on besides the golden, each framed like a golden for every bucket."""
+
+
+def _heldout_checks(model, buckets: list[Bucket], target: Target, frames: int, log: Callable[[str], None]) -> dict:
+    """Bucket name -> {clip: golden-like sequence of the held-out clip}, for targets with int8.
+
+    Raises:
+        InputError: the clips' media are not fetched (the message says to run ``make data``).
+    """
+    if not any(e.precision == "int8" for e in target.entries):
+        return {}
+    from backdrop.models.data import source, source_file
+
+    paths = {name: source_file(source(name)) for name in HELDOUT_CHECK_CLIPS}
+    log(f"int8 budget sequences: the golden plus {frames} frames of each of {', '.join(paths)} (held out), per bucket")
+    return {
+        b.name: {name: make_golden(model, b, target.camera_format, num_frames=frames, reset_at=frames // 2, source=path)
+                 for name, path in paths.items()}
+        for b in buckets
+    }
 
 
 def _export_one(request: ExportRequest, cache: ExportCache | None = None) -> tuple[list[Artifact], float, bool]:
@@ -354,6 +380,9 @@ def _artifact_entry(art: Artifact, root: Path) -> dict:
             "float_units": info["float_units"],
             "fallback": info["fallback"],
             "report": "reports/quantization.json",
+            **({"checked": {k: info["checked"][k] for k in QUALITY_FIELDS}} if info.get("checked") else {}),
+            **({"heldout": {n: {k: q[k] for k in QUALITY_FIELDS} for n, q in info["heldout"].items()}}
+               if info.get("heldout") else {}),
         }))
     return entry
 

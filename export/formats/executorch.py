@@ -10,8 +10,8 @@ Every compute op must land in XNNPACK: the per-artifact delegation summary is ke
 
 Precision "int8" (static w8a8, per-channel weights; :mod:`backdrop.quantization.xnnpack_int8`):
 the wrapper is PT2E-quantized on a calibration set computed here from ``request.model`` and
-``request.bucket`` (real frames 40.. of the carphone clip with the float model's feedback loop,
-:func:`backdrop.quantization.calibration.calibration_inputs`; cached per model object and
+``request.bucket`` (real frames of training people with the float model's feedback loop,
+:func:`backdrop.quantization.calibration.cached_calibration_inputs`; cached per model object and
 bucket within the process, so both state forms share one set), then lowered exactly as fp32
 and held to the same full-delegation rule. ``Artifact.details["calibration"]`` names and hashes
 the set. Both state forms: the native form's ``mask_state`` mutation survives PT2E (the two
