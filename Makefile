@@ -142,8 +142,8 @@ train: labels ## train the default and lite models from scratch (configs/default
 	$(BIN)/backdrop train --config configs/default.json
 	$(BIN)/backdrop train --config configs/lite.json
 
-# CHECKPOINT_EVAL: the checkpoint `make evaluate` scores (default: the people model, the retrained default-to-be).
-CHECKPOINT_EVAL ?= backdrop/data/people_model.pt
+# CHECKPOINT_EVAL: the checkpoint `make evaluate` scores (default: CHECKPOINT, the bundled default model).
+CHECKPOINT_EVAL ?= $(CHECKPOINT)
 evaluate: $(STAMP) data ## held-out evaluation of CHECKPOINT_EVAL (committed labels) -> out/eval/default/, docs/images/heldout_sheet.png
 	$(BIN)/python scripts/evaluate_default.py --checkpoint $(CHECKPOINT_EVAL) --labels-npz tests/data/heldout_labels.npz --out out/eval/default --sheet docs/images/heldout_sheet.png
 

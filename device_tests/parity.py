@@ -62,12 +62,12 @@ class Thresholds:
       0.5 may flip, and the band is small (about 600 pixels at 64x96), so allow a few.
     - fp16: max abs error 1e-2 (fp16 has ~3 significant digits; activations of ~10 keep about
       5e-3 absolute), Boundary IoU >= 0.95.
-    - int8: max abs error 2.5e-1 (quantization moves soft probabilities a lot away from the
-      boundary, where it does not matter; IoU and Boundary IoU guard the mask), Boundary IoU
-      >= 0.90. Measured on the default model over the goldens, plain int8: ExecuTorch/XNNPACK
-      up to 0.12; ONNX Runtime QDQ (uint8 activations) 0.17 at most buckets and 0.27 at
-      square_1x1, where the export's fallback then keeps units in float
-      (docs/quantization.md). Per-frame IoU stayed >= 0.99 throughout.
+    - int8: per-frame guards against a broken frame, set on the trained default over the
+      goldens *and* held-out clips of other people (docs/quantization.md, "Floors";
+      ``scripts/int8_floors.py`` measures them): IoU >= 0.90, Boundary IoU >= 0.70, max abs
+      error <= 0.8 (a soft probability near the boundary may move a lot; a wrong region moves
+      by ~1). How close int8 stays on average is the accuracy budget's job
+      (backdrop.quantization.budget), held over the same frames.
     """
 
     min_iou: float = 0.99
@@ -103,7 +103,7 @@ class Thresholds:
 _DEFAULTS = {
     "fp32": Thresholds(0.99, 0.97, 1e-3),
     "fp16": Thresholds(0.99, 0.95, 1e-2),
-    "int8": Thresholds(0.99, 0.90, 2.5e-1),
+    "int8": Thresholds(0.90, 0.70, 0.8),
     "palette6": Thresholds(0.99, 0.90, 2.5e-1),
 }
 

@@ -10,6 +10,11 @@ different key). A hit copies the cached files into the request's folder and rebu
 verifies it exactly as a fresh one (parity, the int8 budget): the cache saves the lowering,
 never a check.
 
+Golden sequences (the float reference over real frames, and the held-out clips the int8 budget
+is checked on) are cached the same way, keyed by the model, bucket, camera format, frame
+count, reset and the source file's sha256: a re-export does not run the float model again to
+rebuild the references it verifies against.
+
 An int8 fallback decision (which units stay in float for a bucket and format) is cached under
 the same kind of key plus the budget and the parity floors, so a re-export goes straight to the
 float units that met the budget last time, and still measures them against it.
@@ -20,6 +25,7 @@ Layout under the cache root (default ``.cache/backdrop-export/`` in the checkout
     artifacts/<k[:2]>/<key>/entry.json   the key's material and the artifacts' descriptions
     artifacts/<k[:2]>/<key>/files/...    the exported files, as the format named them
     decisions/<key>.json                 one int8 fallback decision
+    goldens/<key>.npz                    a golden or held-out check sequence (float reference)
 
 Entries are built aside and renamed into place, so an interrupted store leaves nothing a later
 run could read; an entry whose files no longer match their recorded sha256 is dropped and
@@ -34,15 +40,17 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from backdrop import __version__
-from backdrop.core.fsutil import atomic_write
+from backdrop.core.fsutil import atomic_write, file_sha256
 from backdrop.export.artifact import Artifact, artifact_from_manifest, tree_sha256
 from backdrop.export.formats.base import ExportRequest
+from backdrop.export.goldens import Golden, GoldenError, load_golden, save_golden
 
 CACHE_SCHEMA = "backdrop-export-cache/1"
 DEFAULT_MAX_BYTES = 4 << 30
@@ -222,6 +230,24 @@ class ExportCache:
             shutil.rmtree(d, ignore_errors=True)
             total -= size
 
+    # --- golden sequences -------------------------------------------------------------------
+    def golden(self, material: dict, make: Callable[[], Golden]) -> Golden:
+        """The golden that ``make()`` builds, keyed by ``material`` (the model, bucket, camera
+        format, frames, reset and source: :func:`golden_material`); built and stored on a miss or
+        an unreadable entry."""
+        path = self.root / "goldens" / f"{_digest({'schema': CACHE_SCHEMA, 'code': code_digest(), **material})}.npz"
+        if path.is_file():
+            try:
+                golden = load_golden(path)
+                os.utime(path)
+                return golden
+            except GoldenError:
+                path.unlink(missing_ok=True)
+        golden = make()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_golden(golden, path)
+        return golden
+
     # --- int8 decisions --------------------------------------------------------------------
     def decision(self, request: ExportRequest, budget: dict, floors: dict) -> dict | None:
         """The cached fallback decision (``float_units``, ``fallback``, ``search``) or None."""
@@ -238,6 +264,14 @@ class ExportCache:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(path, "w") as f:
             f.write(json.dumps({**doc, "material": material}, indent=1, sort_keys=True, default=str) + "\n")
+
+
+def golden_material(model: torch.nn.Module, bucket, camera_format: str, num_frames: int, reset_at: int,
+                    source: Path) -> dict:
+    """What a golden sequence depends on (its cache key's material)."""
+    return {"kind": "golden", "model": model_digest(model), "bucket": {"name": bucket.name, "height": bucket.height,
+            "width": bucket.width}, "camera_format": camera_format, "frames": num_frames, "reset_at": reset_at,
+            "source": {"name": Path(source).name, "sha256": file_sha256(source)}}
 
 
 def _describe(art: Artifact, rel: str) -> dict:

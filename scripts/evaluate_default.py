@@ -1,4 +1,4 @@
-"""Held-out evaluation of a trained checkpoint against the best teacher labels (default: backdrop/data/people_model.pt).
+"""Held-out evaluation of a trained checkpoint against the best teacher labels (default: backdrop/data/default_model.pt).
 
 Every held-out clip and photo (identities never trained on: the video call, long hair and
 hands, the carphone tail, a group at a table, a street of pedestrians, Grace Hopper) through the
@@ -6,7 +6,7 @@ float reference predictor with the mask fed back; IoU, Boundary IoU, temporal me
 student and teacher on the clips, and per-group results with 95 % intervals through
 ``backdrop eval --meta`` (backdrop/orchestration/heldout.py says exactly how).
 
-    .venv/bin/python scripts/evaluate_default.py [--checkpoint backdrop/data/people_model.pt]
+    .venv/bin/python scripts/evaluate_default.py [--checkpoint backdrop/data/default_model.pt]
         [--data-dir .cache/backdrop-train | --labels-npz tests/data/heldout_labels.npz]
         [--out out/eval/default] [--sheet docs/images/heldout_sheet.png]
     .venv/bin/python scripts/evaluate_default.py --export-labels tests/data/heldout_labels.npz
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     from backdrop.orchestration.heldout import contact_sheet, evaluate_checkpoint, export_labels, items_from_labels, load_items
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--checkpoint", type=Path, default=REPO / "backdrop" / "data" / "people_model.pt")
+    ap.add_argument("--checkpoint", type=Path, default=REPO / "backdrop" / "data" / "default_model.pt")
     ap.add_argument("--data-dir", type=Path, default=Path(".cache/backdrop-train"))
     ap.add_argument("--labels-npz", type=Path, default=None, help="committed held-out labels instead of the teacher caches")
     ap.add_argument("--out", type=Path, default=Path("out/eval/default"))

@@ -1,5 +1,4 @@
-"""The people model (backdrop/data/people_model.pt, the retrained default-to-be: not the export
-default while its int8 ExecuTorch export of portrait_9x16 misses the accuracy budget) and the
+"""The default model (backdrop/data/default_model.pt, retrained on real people) and the
 lite checkpoint: phone-sized, say how they were made, and segment people they never saw,
 measured against the held-out teacher labels committed in tests/data/heldout_labels.npz (no
 teacher needed; the frames come from `make data`)."""
@@ -15,7 +14,7 @@ from backdrop.models.checkpoint import default_checkpoint_path
 from backdrop.models.data import HELDOUT_CLIPS, HELDOUT_IMAGES
 from backdrop.orchestration.heldout import COMMITTED_LABELS, items_from_labels, predict_item
 
-PEOPLE = default_checkpoint_path().parent / "people_model.pt"
+DEFAULT = default_checkpoint_path()
 LITE = default_checkpoint_path().parent / "lite_model.pt"
 
 # Floors a little under what the shipped checkpoints measure (docs/model-card.md, `make evaluate`:
@@ -28,7 +27,7 @@ PHOTO_FLOORS = {"group_table": 0.50, "street_full_body": 0.28}
 
 @pytest.fixture(scope="module")
 def default():
-    return load_checkpoint(PEOPLE)
+    return load_checkpoint(DEFAULT)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +36,7 @@ def items():
 
 
 def test_default_is_phone_sized_and_documents_itself(default):
-    assert PEOPLE.stat().st_size <= 8 * 1024 * 1024
+    assert DEFAULT.stat().st_size <= 8 * 1024 * 1024
     assert default.config.encoder.startswith("fbnetv3")
     meta = default.meta
     assert meta["train_config"]["name"] == "default"
@@ -85,7 +84,7 @@ def test_lite_is_mediapipe_sized():
 def test_heldout_figures(which, tmp_path):
     from backdrop.orchestration.heldout import evaluate_checkpoint
 
-    ckpt = PEOPLE if which == "default" else LITE
+    ckpt = DEFAULT if which == "default" else LITE
     r, _ = evaluate_checkpoint(ckpt, items_from_labels(COMMITTED_LABELS), tmp_path)
     o = r["overall"]
     if which == "lite":

@@ -22,15 +22,25 @@ from backdrop.orchestration.pipeline import ExportSpec, export_target
 SMALL = BucketSet.parse("small_4x3=64x96")
 
 
-@pytest.fixture()
-def small_target(monkeypatch):
-    target = Target(
-        "test-cache", "android", "nv21", "ExecuTorch fp32 + int8, ONNX fp32 (test)",
-        (TargetEntry("executorch", "fp32", ("native", "explicit")), TargetEntry("executorch", "int8", ("explicit",)),
-         TargetEntry("onnx", "fp32", ("explicit",))),
-    )
+def _register(monkeypatch, name: str, entries: tuple[TargetEntry, ...]) -> str:
+    target = Target(name, "android", "nv21", f"{name} (test)", entries)
     monkeypatch.setitem(TARGETS._items, target.name, target)
     return target.name
+
+
+@pytest.fixture()
+def small_target(monkeypatch):
+    """ExecuTorch fp32 (both state forms) + int8, ONNX fp32."""
+    return _register(monkeypatch, "test-cache", (
+        TargetEntry("executorch", "fp32", ("native", "explicit")), TargetEntry("executorch", "int8", ("explicit",)),
+        TargetEntry("onnx", "fp32", ("explicit",))))
+
+
+@pytest.fixture()
+def float_target(monkeypatch):
+    """fp32 only: no int8 budget to measure, so a damaged entry costs one re-export."""
+    return _register(monkeypatch, "test-cache-fp32", (
+        TargetEntry("executorch", "fp32", ("native",)), TargetEntry("onnx", "fp32", ("explicit",))))
 
 
 def _spec(tmp_path, ckpt, target, **kw):
@@ -46,6 +56,8 @@ def test_second_export_comes_from_the_cache_and_is_verified_again(tmp_path, lite
     logs: list[str] = []
     first = export_target(_spec(tmp_path, lite_checkpoint, small_target), log=logs.append)
     assert (first.cache_hits, first.cache_misses) == (0, 4)
+    goldens = sorted((tmp_path / "cache" / "goldens").glob("*.npz"))
+    assert len(goldens) == 3  # the bucket's golden and its two held-out check sequences
     m1 = load_manifest(first.manifest_path)
     assert any("exported in" in line and "left" in line for line in logs)
 
@@ -55,23 +67,25 @@ def test_second_export_comes_from_the_cache_and_is_verified_again(tmp_path, lite
     assert sum("from the cache" in line for line in logs) == len(second.artifacts) == 5  # onnx writes .onnx and .ort
     m2 = load_manifest(second.manifest_path)
     assert _files(m1) == _files(m2)  # the same bytes
+    assert sorted((tmp_path / "cache" / "goldens").glob("*.npz")) == goldens  # the references were reused, not rebuilt
+    assert m1["golden_sha256"] == m2["golden_sha256"]
     assert all(a["verified"] is True for a in m2["artifacts"])  # parity ran again on every cached file
     assert all(r["passed"] for r in json.loads((second.out_dir / "reports" / "parity.json").read_text())["records"])
     int8 = next(a for a in m2["artifacts"] if a["precision"] == "int8")
     assert int8["quantization"]["quality"]["iou_mean"] > 0  # the budget was measured again, not copied
 
 
-def test_a_damaged_entry_is_rebuilt_and_no_cache_leaves_nothing(tmp_path, lite_checkpoint, small_target):
-    export_target(_spec(tmp_path, lite_checkpoint, small_target), log=lambda m: None)
+def test_a_damaged_entry_is_rebuilt_and_no_cache_leaves_nothing(tmp_path, lite_checkpoint, float_target):
+    export_target(_spec(tmp_path, lite_checkpoint, float_target), log=lambda m: None)
     pte = sorted((tmp_path / "cache" / "artifacts").glob("*/*/files/*-fp32-native.pte"))
     assert len(pte) == 1
     pte[0].write_bytes(b"not a program")
-    again = export_target(_spec(tmp_path, lite_checkpoint, small_target), log=lambda m: None)
-    assert (again.cache_hits, again.cache_misses) == (3, 1)
+    again = export_target(_spec(tmp_path, lite_checkpoint, float_target), log=lambda m: None)
+    assert (again.cache_hits, again.cache_misses) == (1, 1)
     assert all(a.verified for a in again.artifacts)
 
     fresh = tmp_path / "nocache"
-    result = export_target(replace(_spec(tmp_path, lite_checkpoint, small_target), cache_dir=fresh, use_cache=False),
+    result = export_target(replace(_spec(tmp_path, lite_checkpoint, float_target), cache_dir=fresh, use_cache=False),
                            log=lambda m: None)
     assert (result.cache_hits, result.cache_misses) == (0, len(result.artifacts))
     assert not fresh.exists()

@@ -33,6 +33,7 @@ from backdrop.export.formats.onnx import OPSET, OnnxFormat
 from backdrop.export.goldens import make_golden
 from backdrop.quantization import fuse_model
 from backdrop.quantization.budget import measure_quality, run_explicit
+from backdrop.quantization.calibration import DIVERSE_RECIPE
 from backdrop.quantization.fallback import Int8Probe
 from backdrop.quantization.units import quant_units
 from helpers import structured_lite
@@ -129,7 +130,8 @@ def test_int8_files_describe_themselves(int8, model):
     quant = int8[0].details["quantization"]
     calibration = int8[0].details["calibration"]
     assert calibration["name"].startswith("calib-t-") and len(calibration["sha256"]) == 64
-    assert calibration["frames"] == 32
+    # The default recipe: every stretch of DIVERSE_RECIPE, each still fed `passes` times.
+    assert calibration["frames"] == sum(s.num_frames * s.passes for s in DIVERSE_RECIPE) == 38
     assert quant["weights"] == "int8 symmetric per-channel"
     assert quant["activations"] == "uint8 affine per-tensor"
     assert quant["calibration_method"] == "MinMax"

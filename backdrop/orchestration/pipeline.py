@@ -31,7 +31,7 @@ from backdrop.device_tests import Device
 from backdrop.device_tests.base import ready_device
 from backdrop.device_tests.parity import check_parity, thresholds_for, write_parity_report
 from backdrop.export.artifact import Artifact, tree_sha256
-from backdrop.export.cache import ExportCache, default_cache_dir
+from backdrop.export.cache import ExportCache, default_cache_dir, golden_material
 from backdrop.export.formats import FORMATS, ExportError, ExportRequest
 from backdrop.export.goldens import make_golden, save_golden
 from backdrop.export.targets import TARGETS, Target
@@ -147,13 +147,11 @@ def export_target(spec: ExportSpec, log: Callable[[str], None] = _log) -> Export
         goldens = {}
         for bucket in buckets:
             log(f"[{bucket.name}] golden sequence: {spec.golden_frames} real frames, reset at {spec.golden_frames // 2}")
-            golden = make_golden(
-                ckpt.model, bucket, target.camera_format, num_frames=spec.golden_frames, reset_at=spec.golden_frames // 2
-            )
+            golden = _golden(cache, ckpt.model, bucket, target.camera_format, spec.golden_frames)
             rel = f"goldens/{bucket.name}.npz"
             save_golden(golden, staging / rel)
             goldens[bucket.name] = (rel, golden)
-        checks = _heldout_checks(ckpt.model, buckets, target, spec.golden_frames, log)
+        checks = _heldout_checks(ckpt.model, buckets, target, spec.golden_frames, log, cache)
         first = next(iter(goldens.values()))[1]
         check = torch.cat([torch.from_numpy(first.frames[:2]), torch.zeros(2, 1, *first.frames.shape[2:])], dim=1)
         model, fusion = fuse_model(ckpt.model, check_input=check)
@@ -209,7 +207,24 @@ HELDOUT_CHECK_CLIPS = ("video_call", "long_hair_hands")
 budget is checked on besides the golden, each framed like a golden for every bucket."""
 
 
-def _heldout_checks(model, buckets: list[Bucket], target: Target, frames: int, log: Callable[[str], None]) -> dict:
+def _golden(cache: ExportCache | None, model, bucket: Bucket, camera_format: str, frames: int, source: Path | None = None):
+    """:func:`make_golden` of ``frames`` frames reset in the middle (from ``source``, default the
+    carphone clip), through the export cache when there is one."""
+    if source is None:
+        from backdrop.core.samples import carphone_clip
+
+        source = Path(carphone_clip())
+
+    def make():
+        return make_golden(model, bucket, camera_format, num_frames=frames, reset_at=frames // 2, source=source)
+
+    if cache is None:
+        return make()
+    return cache.golden(golden_material(model, bucket, camera_format, frames, frames // 2, source), make)
+
+
+def _heldout_checks(model, buckets: list[Bucket], target: Target, frames: int, log: Callable[[str], None],
+                    cache: ExportCache | None = None) -> dict:
     """Bucket name -> {clip: golden-like sequence of the held-out clip}, for targets with int8.
 
     Raises:
@@ -222,16 +237,18 @@ def _heldout_checks(model, buckets: list[Bucket], target: Target, frames: int, l
     paths = {name: source_file(source(name)) for name in HELDOUT_CHECK_CLIPS}
     log(f"int8 budget sequences: the golden plus {frames} frames of each of {', '.join(paths)} (held out), per bucket")
     return {
-        b.name: {name: make_golden(model, b, target.camera_format, num_frames=frames, reset_at=frames // 2, source=path)
-                 for name, path in paths.items()}
+        b.name: {name: _golden(cache, model, b, target.camera_format, frames, path) for name, path in paths.items()}
         for b in buckets
     }
 
 
-def _export_one(request: ExportRequest, cache: ExportCache | None = None) -> tuple[list[Artifact], float, bool]:
-    """Export ``request`` (from the cache when it holds the same key); (artifacts, seconds, hit)."""
+def _export_one(
+    request: ExportRequest, cache: ExportCache | None = None, fetch: bool = True
+) -> tuple[list[Artifact], float, bool]:
+    """Export ``request`` (from the cache when it holds the same key, unless ``fetch`` is off:
+    the caller already looked); (artifacts, seconds, hit). A fresh export is stored in the cache."""
     t0 = time.perf_counter()
-    made = cache.fetch(request) if cache is not None else None
+    made = cache.fetch(request) if cache is not None and fetch else None
     hit = made is not None
     if made is None:
         made = FORMATS.get(request.format).export(request)
@@ -241,26 +258,34 @@ def _export_one(request: ExportRequest, cache: ExportCache | None = None) -> tup
 
 
 def _run_exports(requests: list[ExportRequest], jobs: int, cache: ExportCache | None):
-    """Yield (request, artifacts, seconds, cache hit) in request order; ``jobs`` > 1 uses spawned
-    worker processes (graph lowering is single-threaded Python, so this scales with cores).
-    Workers count their own cache hits; the parent's ``cache.stats`` adds them up."""
-    if jobs == 1 or len(requests) == 1:
-        for r in requests:
-            yield (r, *_export_one(r, cache))
+    """Yield (request, artifacts, seconds, cache hit) in request order.
+
+    The cache is looked up here first, in this process (a hit is a copy and a hash: no worker
+    needs to start, import torch and ExecuTorch, for it); the misses are exported in ``jobs``
+    spawned worker processes when there are several (graph lowering is single-threaded Python,
+    so this scales with cores), which store what they make in the cache."""
+    found: dict[int, tuple[list[Artifact], float, bool]] = {}
+    if cache is not None:
+        for i, r in enumerate(requests):
+            t0 = time.perf_counter()
+            made = cache.fetch(r)  # counts the hit or the miss
+            if made is not None:
+                found[i] = (made, time.perf_counter() - t0, True)
+    todo = [i for i in range(len(requests)) if i not in found]
+    if jobs == 1 or len(todo) <= 1:
+        for i, r in enumerate(requests):
+            yield (r, *(found[i] if i in found else _export_one(r, cache, fetch=False)))
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(_export_one, r, cache) for r in requests]
+    with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {i: pool.submit(_export_one, requests[i], cache, False) for i in todo}
         try:
-            for r, f in zip(requests, futures):
-                made, seconds, hit = f.result()
-                if cache is not None:
-                    setattr(cache.stats, "hits" if hit else "misses", getattr(cache.stats, "hits" if hit else "misses") + 1)
-                yield r, made, seconds, hit
+            for i, r in enumerate(requests):
+                yield (r, *(found[i] if i in found else futures[i].result()))
         except BaseException:
-            for f in futures:
+            for f in futures.values():
                 f.cancel()
             raise
 
