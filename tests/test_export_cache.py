@@ -12,12 +12,15 @@ import pytest
 import torch
 
 from backdrop.core.buckets import BucketSet
+from backdrop.device_tests.parity import Thresholds
 from backdrop.export.cache import ExportCache, _digest, model_digest
 from backdrop.export.formats import ExportRequest
 from backdrop.export.targets import TARGETS, Target, TargetEntry
 from backdrop.models import build_model, load_checkpoint
+from backdrop.orchestration import pipeline
 from backdrop.orchestration.manifest import load_manifest
 from backdrop.orchestration.pipeline import ExportSpec, export_target
+from backdrop.quantization.budget import AccuracyBudget
 
 SMALL = BucketSet.parse("small_4x3=64x96")
 
@@ -30,21 +33,31 @@ def _register(monkeypatch, name: str, entries: tuple[TargetEntry, ...]) -> str:
 
 @pytest.fixture()
 def small_target(monkeypatch):
-    """ExecuTorch fp32 (both state forms) + int8, ONNX fp32."""
+    """ExecuTorch fp32, ONNX fp32 and int8 (int8 ExecuTorch lowering would add minutes; the cache
+    does not care about the format); the int8 budget checked over the golden and one held-out
+    clip (the export's two would only make the test slower)."""
+    monkeypatch.setattr(pipeline, "HELDOUT_CHECK_CLIPS", ("video_call",))
+    # The network has random weights: its int8 would miss the real budget and floors and start a fallback
+    # search (minutes, and not what this test is about); the budget is still measured on every run.
+    floors = pipeline.thresholds_for
+    monkeypatch.setattr(pipeline, "thresholds_for", lambda p: Thresholds(0.0, 0.0, 1.0) if p == "int8" else floors(p))
     return _register(monkeypatch, "test-cache", (
-        TargetEntry("executorch", "fp32", ("native", "explicit")), TargetEntry("executorch", "int8", ("explicit",)),
-        TargetEntry("onnx", "fp32", ("explicit",))))
+        TargetEntry("executorch", "fp32", ("native",)), TargetEntry("onnx", "fp32", ("explicit",)),
+        TargetEntry("onnx", "int8", ("explicit",))))
 
 
 @pytest.fixture()
-def float_target(monkeypatch):
-    """fp32 only: no int8 budget to measure, so a damaged entry costs one re-export."""
-    return _register(monkeypatch, "test-cache-fp32", (
-        TargetEntry("executorch", "fp32", ("native",)), TargetEntry("onnx", "fp32", ("explicit",))))
+def onnx_target(monkeypatch):
+    """ONNX fp32 only (the cheapest format to export): what the damaged-entry test rebuilds."""
+    return _register(monkeypatch, "test-cache-onnx", (TargetEntry("onnx", "fp32", ("explicit",)),))
 
 
-def _spec(tmp_path, ckpt, target, **kw):
-    return ExportSpec(target=target, checkpoint=ckpt, buckets=SMALL, out_root=tmp_path / "dist", jobs=1, golden_frames=30,
+LENIENT = AccuracyBudget(min_iou=0.0, min_boundary_iou=0.0, max_temporal_drop=1.0)
+
+
+def _spec(tmp_path, ckpt, target, buckets=SMALL, **kw):
+    return ExportSpec(target=target, checkpoint=ckpt, buckets=buckets, out_root=tmp_path / "dist", jobs=1, golden_frames=30,
+                      budget=LENIENT,
                       cache_dir=tmp_path / "cache", **kw)
 
 
@@ -55,15 +68,15 @@ def _files(manifest: dict) -> dict[str, str]:
 def test_second_export_comes_from_the_cache_and_is_verified_again(tmp_path, lite_checkpoint, small_target):
     logs: list[str] = []
     first = export_target(_spec(tmp_path, lite_checkpoint, small_target), log=logs.append)
-    assert (first.cache_hits, first.cache_misses) == (0, 4)
+    assert (first.cache_hits, first.cache_misses) == (0, 3)
     goldens = sorted((tmp_path / "cache" / "goldens").glob("*.npz"))
-    assert len(goldens) == 3  # the bucket's golden and its two held-out check sequences
+    assert len(goldens) == 2  # the bucket's golden and its held-out check sequence
     m1 = load_manifest(first.manifest_path)
     assert any("exported in" in line and "left" in line for line in logs)
 
     logs.clear()
     second = export_target(_spec(tmp_path, lite_checkpoint, small_target), log=logs.append)
-    assert (second.cache_hits, second.cache_misses) == (4, 0)
+    assert (second.cache_hits, second.cache_misses) == (3, 0)
     assert sum("from the cache" in line for line in logs) == len(second.artifacts) == 5  # onnx writes .onnx and .ort
     m2 = load_manifest(second.manifest_path)
     assert _files(m1) == _files(m2)  # the same bytes
@@ -75,17 +88,20 @@ def test_second_export_comes_from_the_cache_and_is_verified_again(tmp_path, lite
     assert int8["quantization"]["quality"]["iou_mean"] > 0  # the budget was measured again, not copied
 
 
-def test_a_damaged_entry_is_rebuilt_and_no_cache_leaves_nothing(tmp_path, lite_checkpoint, float_target):
-    export_target(_spec(tmp_path, lite_checkpoint, float_target), log=lambda m: None)
-    pte = sorted((tmp_path / "cache" / "artifacts").glob("*/*/files/*-fp32-native.pte"))
-    assert len(pte) == 1
-    pte[0].write_bytes(b"not a program")
-    again = export_target(_spec(tmp_path, lite_checkpoint, float_target), log=lambda m: None)
-    assert (again.cache_hits, again.cache_misses) == (1, 1)
+def test_a_damaged_entry_is_rebuilt_and_no_cache_leaves_nothing(tmp_path, lite_checkpoint, onnx_target):
+    two = BucketSet.parse("small_4x3=64x96,small_3x4=96x64")
+    export_target(_spec(tmp_path, lite_checkpoint, onnx_target, two), log=lambda m: None)
+    onnx = sorted((tmp_path / "cache" / "artifacts").glob("*/*/files/*-fp32-explicit.onnx"))
+    assert len(onnx) == 2  # one entry per bucket
+    onnx[0].write_bytes(b"not a model")
+    again = export_target(_spec(tmp_path, lite_checkpoint, onnx_target, two), log=lambda m: None)
+    assert (again.cache_hits, again.cache_misses) == (1, 1)  # only the damaged entry is exported again
     assert all(a.verified for a in again.artifacts)
+    rebuilt = sorted((tmp_path / "cache" / "artifacts").glob("*/*/files/*-fp32-explicit.onnx"))
+    assert len(rebuilt) == 2 and all(p.read_bytes() != b"not a model" for p in rebuilt)
 
     fresh = tmp_path / "nocache"
-    result = export_target(replace(_spec(tmp_path, lite_checkpoint, float_target), cache_dir=fresh, use_cache=False),
+    result = export_target(replace(_spec(tmp_path, lite_checkpoint, onnx_target), cache_dir=fresh, use_cache=False),
                            log=lambda m: None)
     assert (result.cache_hits, result.cache_misses) == (0, len(result.artifacts))
     assert not fresh.exists()
