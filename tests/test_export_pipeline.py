@@ -15,6 +15,7 @@ from backdrop.core.buckets import DEFAULT_BUCKETS, BucketSet
 from backdrop.core.errors import BucketError, RegistryError
 from backdrop.device_tests.base import DeviceError
 from backdrop.device_tests.host import HostDevice
+from backdrop.device_tests.parity import thresholds_for
 from backdrop.export.artifact import artifact_from_manifest
 from backdrop.export.formats import FORMATS, ExportError
 from backdrop.export.targets import TARGETS
@@ -101,7 +102,7 @@ def test_export_target_end_to_end(tmp_path, lite_checkpoint, target):
         art = artifact_from_manifest(a, out_dir, DEFAULT_BUCKETS.get(a["bucket"]) if full else SMALL.get(a["bucket"]))
         if host.can_run(art):
             assert a["verified"] is True, a
-            assert a["details"]["parity"]["min_iou"] >= 0.99
+            assert a["details"]["parity"]["min_iou"] >= thresholds_for(a["precision"]).min_iou
         else:
             assert a["verified"] is None and a["verification"].startswith("unverified"), a
         if "delegation" in a["details"]:

@@ -214,8 +214,10 @@ def test_quantization_report_names_slow_ops_and_big_files(tmp_path):
 @pytest.mark.slow
 def test_export_with_a_budget_forced_to_miss_engages_fallback(tmp_path, monkeypatch):
     """The trained default model, ONNX int8 at one real bucket, a Boundary IoU budget just above
-    what plain int8 reaches (0.9715 measured): fallback must engage, keep units in float, meet
-    the budget on the real artifact, and say so in the manifest and the report."""
+    what plain int8 reaches on the golden (0.947 with three units in float, measured): fallback
+    must engage, keep units in float, meet the budget on the real artifact, and say so in the
+    manifest and the report. The budget is held on the golden alone here (no held-out clips), so
+    the figure is the golden's."""
     from backdrop.core.buckets import BucketSet
     from backdrop.export.targets import TARGETS, Target, TargetEntry
     from backdrop.orchestration.manifest import load_manifest
@@ -226,7 +228,10 @@ def test_export_with_a_budget_forced_to_miss_engages_fallback(tmp_path, monkeypa
         (TargetEntry("onnx", "fp32", ("explicit",)), TargetEntry("onnx", "int8", ("explicit",))),
     )
     monkeypatch.setitem(TARGETS._items, target.name, target)
-    budget = AccuracyBudget(min_iou=0.97, min_boundary_iou=0.975)
+    from backdrop.orchestration import pipeline
+
+    monkeypatch.setattr(pipeline, "HELDOUT_CHECK_CLIPS", ())
+    budget = AccuracyBudget(min_iou=0.97, min_boundary_iou=0.955)
     spec = ExportSpec(target=target.name, buckets=BucketSet.parse("landscape_16x9=160x288"),
                       out_root=tmp_path / "dist", jobs=1, budget=budget)
     result = export_target(spec)
@@ -238,8 +243,8 @@ def test_export_with_a_budget_forced_to_miss_engages_fallback(tmp_path, monkeypa
         assert q["float_units"], "the forced miss must keep units in float"
         assert q["fallback"].startswith(f"kept the {len(q['float_units'])} most sensitive unit(s) in float")
         assert "Boundary IoU" in q["fallback"]
-        assert q["quality"]["boundary_iou_mean"] >= 0.975
-        assert q["budget"]["min_boundary_iou"] == 0.975
+        assert q["quality"]["boundary_iou_mean"] >= 0.955
+        assert q["budget"]["min_boundary_iou"] == 0.955
         assert a["verified"] is True
     report = json.loads((result.out_dir / "reports" / "quantization.json").read_text())
     row = next(r for r in report["artifacts"] if r["format"] == "onnx")
