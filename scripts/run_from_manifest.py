@@ -21,15 +21,18 @@ manifest it takes the bucket's golden sequence, and per frame:
 5. crops the padding off ``mask`` and resizes it bilinearly back to the camera frame;
 
 then compares the mask with the golden's ``expected_camera_masks``: the IoU of the masks
-thresholded at the manifest's ``threshold`` must be at least ``--min-iou`` (0.99) on every
-frame. Resets happen where the golden's ``resets`` says (the first frame and a mid-sequence
-scene cut), as an app resets on a first frame, scene cut or camera switch.
+thresholded at the manifest's ``threshold`` must be at least ``--min-iou`` on every frame
+(default: the per-frame IoU floor the export verified the artifact to, its
+``details.parity.thresholds.min_iou``: 0.99 for float artifacts, lower for int8, which is
+compared with the float reference's masks; 0.99 where the manifest does not say). Resets
+happen where the golden's ``resets`` says (the first frame and a mid-sequence scene cut), as
+an app resets on a first frame, scene cut or camera switch.
 
 Dependencies: json, numpy, the standard library, and backdrop's format registry for the
 runtimes.
 
 Usage:
-    python scripts/run_from_manifest.py dist/android-arm64 [--min-iou 0.99]
+    python scripts/run_from_manifest.py dist/android-arm64 [--min-iou IOU]
 
 Exit status: 0 every artifact reproduced the goldens; 1 some frame missed (the message names
 artifact, frame and IoU); 2 the folder, manifest, golden or an artifact cannot be used.
@@ -291,7 +294,8 @@ def check_artifact(root: Path, manifest: dict, art: dict, min_iou: float) -> tup
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("target", type=Path, help="the target folder, e.g. dist/android-arm64")
-    parser.add_argument("--min-iou", type=float, default=0.99, help="per-frame mask IoU to reach (default 0.99)")
+    parser.add_argument("--min-iou", type=float, default=None,
+                        help="per-frame mask IoU to reach (default: each artifact's parity floor in the manifest, else 0.99)")
     args = parser.parse_args(argv)
     root = args.target
     try:
@@ -316,7 +320,9 @@ def main(argv: list[str] | None = None) -> int:
             if why:
                 print(f"skip {art.get('key', art['path'])}: {why}", file=sys.stderr)
                 continue
-            results.append(check_artifact(root, manifest, art, args.min_iou))
+            floor = args.min_iou if args.min_iou is not None else float(
+                art.get("details", {}).get("parity", {}).get("thresholds", {}).get("min_iou", 0.99))
+            results.append(check_artifact(root, manifest, art, floor))
             print(results[-1][1], flush=True)
         if not results:
             raise UsageError("no artifact in the manifest can run on this machine; nothing was checked")
@@ -332,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
         for msg in failed:
             print(f"  {msg}", file=sys.stderr)
         return 1
-    print(f"all {len(results)} artifacts reproduce the golden masks (IoU >= {args.min_iou} on every frame)")
+    floors = "each artifact's parity floor" if args.min_iou is None else args.min_iou
+    print(f"all {len(results)} artifacts reproduce the golden masks (IoU >= {floors} on every frame)")
     return 0
 
 
