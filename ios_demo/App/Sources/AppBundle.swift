@@ -62,7 +62,7 @@ final class AppBundle {
     }
 
     /// The start-up self-test: the bundled golden through BackdropKit and Core ML, every model
-    /// input bit-exact with the golden's (in float16) and every mask at IoU >= 0.99 with the reference's.
+    /// input bit-exact with the golden's (in float16) and every mask at the IoU floor its export verified (`parityFloor`).
     func selfTest() -> [ParityResult] {
         do {
             return try goldens().sorted { $0.key < $1.key }.map { bucket, golden in

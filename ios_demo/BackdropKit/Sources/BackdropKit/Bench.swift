@@ -480,8 +480,15 @@ public final class BenchRunner {
 
 // MARK: - Parity against the golden (scripts/run_from_manifest.py)
 
-/// scripts/run_from_manifest.py --min-iou default.
+/// The floor for an artifact whose manifest entry names none (scripts/run_from_manifest.py's 0.99); an
+/// artifact the export verified is held to its own `details.parity.thresholds.min_iou` (`Artifact.parityMinIoU`).
 public let minParityIoU = 0.99
+
+/// What `checkParity` holds `artifact` to: `override` (the --min-iou argument) when given, else the floor
+/// the export verified it to, else `minParityIoU`.
+public func parityFloor(_ artifact: Artifact, override: Double? = nil) -> Double {
+    override ?? artifact.parityMinIoU ?? minParityIoU
+}
 
 /// One artifact over one golden: the worst frame's IoU, and whether the preprocessing gave the
 /// golden's model inputs bit for bit (in the artifact's dtype).
@@ -526,7 +533,8 @@ public func iou(_ a: [UInt8], _ b: [UInt8]) throws -> Double {
 /// golden resets it; checks every model input against the golden's (converted to the artifact's
 /// dtype, bit for bit) and compares each camera-size mask with the golden's, both thresholded.
 public func checkParity(manifest: Manifest, artifact: Artifact, golden: GoldenSequence, runner: ModelRunner,
-                        minIoU: Double = minParityIoU) -> ParityResult {
+                        minIoU override: Double? = nil) -> ParityResult {
+    let minIoU = parityFloor(artifact, override: override)
     let threshold = Float(manifest.threshold)
     let stream = SegmentationStream(manifest: manifest) { _ in artifact }
     var worst = Double.infinity, worstFrame = 0, mismatches = 0
@@ -562,7 +570,8 @@ public func checkParity(manifest: Manifest, artifact: Artifact, golden: GoldenSe
 public struct BenchRequest: Equatable {
     public let artifacts: [String]
     public let protocolUsed: BenchProtocol
-    public let minIoU: Double
+    /// --min-iou; nil: each artifact is held to its own floor from the manifest (`parityFloor`).
+    public let minIoU: Double?
     public let out: String
 
     public static let known = ["artifacts", "protocol", "rounds", "warmup", "min_frames", "min_seconds", "cooldown_s", "max_temp_c",
@@ -613,8 +622,8 @@ public struct BenchRequest: Equatable {
         let p = try BenchProtocol.named(values["protocol"] ?? "quick", warmup: int("warmup"), minFrames: int("min_frames"),
                                         minSeconds: num("min_seconds"), rounds: int("rounds"), cooldownS: num("cooldown_s"),
                                         maxTempC: num("max_temp_c"), gateTimeoutS: num("gate_timeout_s"), threads: int("threads"))
-        let minIoU = try num("min_iou") ?? minParityIoU
-        if !(minIoU > 0 && minIoU <= 1) { throw BenchError("--min-iou \(minIoU) is not within (0, 1]") }
+        let minIoU = try num("min_iou")
+        if let m = minIoU, !(m > 0 && m <= 1) { throw BenchError("--min-iou \(m) is not within (0, 1]") }
         let out = values["out"] ?? "backdrop-results.json"
         if out.isEmpty || out.contains("/") || out.hasPrefix(".") { throw BenchError("--out \"\(out)\" must be a plain file name") }
         let keys = (values["artifacts"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }

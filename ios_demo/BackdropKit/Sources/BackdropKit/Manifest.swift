@@ -62,9 +62,11 @@ public struct Artifact: Codable, Equatable, Sendable {
     public let verified: Bool?
     /// E.g. `iOS18` for a stateful Core ML package; absent for runtimes without one.
     public let minOS: String?
+    /// What the export measured; BackdropKit reads only `parity.thresholds.min_iou` from it.
+    public let details: ArtifactDetails?
 
     enum CodingKeys: String, CodingKey {
-        case key, path, format, runtime, precision, bucket, inputs, outputs, states, sha256, verified
+        case key, path, format, runtime, precision, bucket, inputs, outputs, states, sha256, verified, details
         case stateForm = "state_form"
         case sizeBytes = "size_bytes"
         case minOS = "min_os"
@@ -75,6 +77,29 @@ public struct Artifact: Codable, Equatable, Sendable {
 
     /// The input after `frame`: `prev_mask` (explicit) or `reset` (native), if any.
     public var stateInput: TensorSpec? { inputs.count > 1 ? inputs[1] : nil }
+
+    /// The per-frame IoU floor the export verified it to (`details.parity.thresholds.min_iou`: 0.99 for
+    /// float, lower for int8, docs/manifest.md); nil where the export did not run it (Core ML on Linux).
+    public var parityMinIoU: Double? { details?.parity?.thresholds?.minIoU }
+}
+
+/// The part of an artifact's `details` BackdropKit reads (the rest is ignored).
+public struct ArtifactDetails: Codable, Equatable, Sendable {
+    public let parity: ParitySummary?
+}
+
+/// `details.parity`: the export's parity check of the artifact on its host.
+public struct ParitySummary: Codable, Equatable, Sendable {
+    public let thresholds: ParityThresholds?
+}
+
+/// `details.parity.thresholds`: the floors the artifact was held to on every frame.
+public struct ParityThresholds: Codable, Equatable, Sendable {
+    public let minIoU: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case minIoU = "min_iou"
+    }
 }
 
 /// The manifest's `target`.
@@ -185,6 +210,9 @@ public struct Manifest: Codable, Equatable, Sendable {
                 throw ManifestError("artifact \(a.key): bucket \"\(a.bucket)\" is not in buckets")
             }
             guard let frame = a.inputs.first else { throw ManifestError("artifact \(a.key) has no inputs") }
+            if let floor = a.parityMinIoU, !(floor > 0 && floor <= 1) {
+                throw ManifestError("artifact \(a.key): details.parity.thresholds.min_iou \(floor) is not within (0, 1]")
+            }
             if frame.shape != [1, 3, b.height, b.width] {
                 throw ManifestError("artifact \(a.key): its first input \(frame.name) has shape \(frame.shape); a frame of "
                                         + "bucket \(b) is [1, 3, \(b.height), \(b.width)]")

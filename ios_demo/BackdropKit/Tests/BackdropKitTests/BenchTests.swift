@@ -152,6 +152,39 @@ final class BenchTests: XCTestCase {
         }
     }
 
+    /// Each artifact is held to the floor its export verified (`details.parity.thresholds.min_iou`; int8's is
+    /// below float's 0.99); an artifact without one (Core ML, not run on Linux) to 0.99; --min-iou overrides both.
+    func testParityHoldsEachArtifactToTheFloorItsExportVerified() throws {
+        let m = try loadManifest()
+        for a in m.artifacts where a.verified == true {
+            XCTAssertNotNil(a.parityMinIoU, "\(a.key): verified at export, so its manifest entry names its floor")
+        }
+        let data = try Data(contentsOf: try requireDist().appendingPathComponent("manifest.json"))
+        var root = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
+        var artifacts = try XCTUnwrap(root["artifacts"] as? [[String: Any]])
+        let i = try XCTUnwrap(artifacts.firstIndex { $0["format"] as? String == "coreml" && $0["precision"] as? String == "fp16" })
+        func withFloor(_ floor: Any) throws -> Manifest {
+            artifacts[i]["details"] = ["parity": ["min_iou": 0.93, "thresholds": ["min_iou": floor, "max_abs_error": 0.8]]]
+            root["artifacts"] = artifacts
+            return try Manifest.parse(try JSONSerialization.data(withJSONObject: root))
+        }
+        let floors = try withFloor(0.9)
+        let a = floors.artifacts[i]
+        XCTAssertEqual(a.parityMinIoU, 0.9)
+        XCTAssertEqual(parityFloor(a), 0.9)
+        XCTAssertEqual(parityFloor(a, override: 0.97), 0.97)
+        let g = try XCTUnwrap(try goldenSequences(floors)[a.bucket])
+        let good = checkParity(manifest: floors, artifact: a, golden: g, runner: GoldenModel(golden: g))
+        XCTAssertEqual(good.required, 0.9)
+        XCTAssertTrue(good.passed, good.message)
+        XCTAssertEqual(checkParity(manifest: floors, artifact: a, golden: g, runner: GoldenModel(golden: g), minIoU: 0.97).required, 0.97)
+        XCTAssertEqual(parityFloor(try loadManifest().artifacts[i]), minParityIoU, "no parity in its entry: 0.99")
+        for bad in [1.5, 0.0] as [Any] {
+            XCTAssertThrowsError(try withFloor(bad)) { e in XCTAssertTrue("\(e)".contains("min_iou"), "\(e)") }
+        }
+        XCTAssertNil(try BenchRequest.from(arguments: ["--benchmark"])?.minIoU, "no --min-iou: each artifact's own floor")
+    }
+
     func testLaunchArguments() throws {
         XCTAssertNil(try BenchRequest.from(arguments: ["App"]))
         let r = try XCTUnwrap(BenchRequest.from(arguments: ["App", "--benchmark", "--protocol", "mlperf", "--rounds=3", "--min-iou", "0.98",

@@ -470,8 +470,13 @@ class BenchRunner(
 // Parity against the golden (scripts/run_from_manifest.py)
 // ---------------------------------------------------------------------------------------------
 
-/** scripts/run_from_manifest.py --min-iou default. */
+/** The floor for an artifact whose manifest entry names none (scripts/run_from_manifest.py's 0.99); an
+ *  artifact the export verified is held to its own `details.parity.thresholds.min_iou` ([Artifact.parityMinIou]). */
 const val MIN_PARITY_IOU = 0.99
+
+/** What [checkParity] holds [artifact] to: [override] (the min_iou extra) when given, else the floor the
+ *  export verified it to, else [MIN_PARITY_IOU]. */
+fun parityFloor(artifact: Artifact, override: Double? = null): Double = override ?: artifact.parityMinIou ?: MIN_PARITY_IOU
 
 /** One artifact over one golden: the worst frame's IoU and whether every frame reached [minIou]. */
 class ParityResult(val key: String, val frames: Int, val minIou: Double, val worstFrame: Int, val threshold: Double,
@@ -506,7 +511,8 @@ fun iou(a: ByteArray, b: ByteArray): Double {
  * at the manifest's threshold.
  */
 fun checkParity(manifest: Manifest, artifact: Artifact, golden: GoldenSequence, runner: ModelRunner,
-                minIou: Double = MIN_PARITY_IOU): ParityResult {
+                minIouOverride: Double? = null): ParityResult {
+    val minIou = parityFloor(artifact, minIouOverride)
     if (golden.expectedCameraMasks.isEmpty()) throw BenchError("golden ${golden.bucket} has no expected_camera_masks")
     val threshold = manifest.threshold.toFloat()
     val stream = SegmentationStream(manifest) { artifact }
@@ -542,7 +548,7 @@ fun checkParity(manifest: Manifest, artifact: Artifact, golden: GoldenSequence, 
  * protocol (quick | mlperf), rounds, warmup, min_frames, min_seconds, cooldown_s, max_temp_c,
  * gate_timeout_s, threads, min_iou, out (file name under the app's external files dir).
  */
-class BenchRequest(val artifacts: List<String>, val protocol: BenchProtocol, val minIou: Double, val out: String) {
+class BenchRequest(val artifacts: List<String>, val protocol: BenchProtocol, val minIou: Double?, val out: String) {
     /** The manifest's artifacts this request names, in manifest order. */
     fun select(manifest: Manifest): List<Artifact> {
         if (artifacts.isEmpty()) return manifest.artifacts
@@ -572,8 +578,8 @@ class BenchRequest(val artifacts: List<String>, val protocol: BenchProtocol, val
             val protocol = BenchProtocol.named(extras["protocol"] ?: "quick", warmup = int("warmup"), minFrames = int("min_frames"),
                 minSeconds = num("min_seconds"), rounds = int("rounds"), cooldownS = num("cooldown_s"), maxTempC = num("max_temp_c"),
                 gateTimeoutS = num("gate_timeout_s"), threads = int("threads"))
-            val minIou = num("min_iou") ?: MIN_PARITY_IOU
-            if (!(minIou > 0 && minIou <= 1)) throw BenchError("extra min_iou $minIou is not within (0, 1]")
+            val minIou = num("min_iou")  // null: each artifact's own floor from the manifest (parityFloor)
+            if (minIou != null && !(minIou > 0 && minIou <= 1)) throw BenchError("extra min_iou $minIou is not within (0, 1]")
             val out = extras["out"] ?: "backdrop-results.json"
             if (out.length == 0 || out.contains('/') || out.startsWith(".")) throw BenchError("extra out \"$out\" must be a plain file name")
             val keys = (extras["artifacts"] ?: "").split(',').map { it.trim() }.filter { it.isNotEmpty() }

@@ -48,7 +48,10 @@ data class Artifact(
     val states: List<TensorSpec>,
     val sha256: String,
     val sizeBytes: Long,
-    val verified: Boolean?
+    val verified: Boolean?,
+    /** The per-frame IoU floor the export verified it to (`details.parity.thresholds.min_iou`: 0.99 for
+     *  float, lower for int8, docs/manifest.md); null where the export did not run it. */
+    val parityMinIou: Double? = null
 ) {
     /** The `frame` input, (1, 3, Hb, Wb). */
     val frameInput: TensorSpec get() = inputs[0]
@@ -162,10 +165,25 @@ class Manifest(
                 throw ManifestError("$at: its first input ${frame.name} has shape ${frame.shape}; a frame is (1, 3, H, W)")
             }
             val verified = a.get("verified")
+            val parityMinIou = parityFloor(a, at)
             return Artifact(key, string(a, "path", at), string(a, "format", at), string(a, "runtime", at), string(a, "precision", at),
                 StateForm.of(string(a, "state_form", at), at), string(a, "bucket", at), inputs, tensors("outputs"), tensors("states"),
                 string(a, "sha256", at), number(a, "size_bytes", at).toLong(),
-                if (verified == null || verified.isJsonNull) null else verified.asBoolean)
+                if (verified == null || verified.isJsonNull) null else verified.asBoolean, parityMinIou)
+        }
+
+        /** `details.parity.thresholds.min_iou` when the export verified the artifact; each level optional. */
+        private fun parityFloor(a: JsonObject, at: String): Double? {
+            var o: JsonObject = a
+            for (name in listOf("details", "parity", "thresholds")) {
+                val e = o.get(name)
+                if (e == null || e.isJsonNull) return null
+                o = asObj(e, "$at $name")
+            }
+            if (o.get("min_iou") == null) return null
+            val v = number(o, "min_iou", "$at details.parity.thresholds")
+            if (!(v > 0.0 && v <= 1.0)) throw ManifestError("$at: details.parity.thresholds.min_iou $v is not within (0, 1]")
+            return v
         }
 
         private fun kind(e: JsonElement?): String = when {

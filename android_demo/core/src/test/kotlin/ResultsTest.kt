@@ -92,6 +92,18 @@ class ResultsTest {
         return GoldenSequence("wide", "nv21", w, h, buffers, BooleanArray(n) { it == 0 || it == resetAt }, masks)
     }
 
+    /** The camera-size masks the fake model gives over [golden]'s frames through the core. */
+    private fun fakeCameraMasks(m: Manifest, art: Artifact, clock: FakeClock, log: Log): List<FloatArray> {
+        val stream = SegmentationStream(m) { art }
+        val plain = golden()
+        val fake = FakeRunner(art, clock, 1.0, log)
+        return (0 until plain.size).map { k ->
+            val feed = stream.prepare(plain.frame(k))
+            val out = fake.run(feed)
+            stream.complete(feed, out.mask, out.nextMask)
+        }
+    }
+
     private fun runner(clock: FakeClock, log: Log, modelMs: Double = 2.0, failKey: String? = null): (Artifact) -> ModelRunner = { a ->
         log.loads.add(a.key)
         clock.now += 5_000_000L  // a 5 ms load
@@ -337,7 +349,8 @@ class ResultsTest {
             r.select(manifest).map { it.key })
         assertEquals(3, r.protocol.rounds)
         assertEquals("custom", r.protocol.name)
-        assertEquals(MIN_PARITY_IOU, r.minIou, 0.0)
+        assertNull(r.minIou)  // each artifact's own floor from the manifest
+        assertEquals(0.95, BenchRequest.fromExtras(mapOf("min_iou" to "0.95")).minIou!!, 0.0)
         assertEquals("r.json", r.out)
         assertEquals(manifest.artifacts, BenchRequest.fromExtras(emptyMap()).select(manifest))
         for ((extras, message) in listOf(
@@ -366,15 +379,7 @@ class ResultsTest {
         val log = Log()
         val art = wide()[0]
         // the golden's expected masks: what the fake model gives, through the core
-        val stream = SegmentationStream(manifest) { art }
-        val plain = golden()
-        val fake = FakeRunner(art, clock, 1.0, log)
-        val expected = (0 until plain.size).map { k ->
-            val feed = stream.prepare(plain.frame(k))
-            val out = fake.run(feed)
-            stream.complete(feed, out.mask, out.nextMask)
-        }
-        val g = golden(masks = expected)
+        val g = golden(masks = fakeCameraMasks(manifest, art, clock, log))
         val good = checkParity(manifest, art, g, FakeRunner(art, clock, 1.0, log))
         assertTrue(good.message(), good.passed)
         assertEquals(1.0, good.minIou, 0.0)
@@ -386,6 +391,44 @@ class ResultsTest {
         assertFalse(broken.passed)
         assertEquals("parity wide/executorch-fp32-explicit: FAILED, IllegalStateException: the fake runtime failed", broken.message())
         assertEquals(1.0, iou(ByteArray(4), ByteArray(4)), 0.0)
+    }
+
+    @Test
+    fun parityHoldsEachArtifactToTheFloorItsExportVerified() {
+        // details.parity.thresholds.min_iou (an int8 artifact's is below float's 0.99); the min_iou extra overrides it
+        val floors = Manifest.parse(manifestText.replaceFirst("\"verified\": true}",
+            "\"verified\": true, \"details\": {\"parity\": {\"min_iou\": 0.93, \"thresholds\": {\"min_iou\": 0.9}}}}"))
+        val (int8, plain) = floors.artifactsFor("wide").take(2)
+        assertEquals(0.9, int8.parityMinIou!!, 0.0)
+        assertNull(plain.parityMinIou)
+        assertEquals(0.9, parityFloor(int8), 0.0)
+        assertEquals(MIN_PARITY_IOU, parityFloor(plain), 0.0)
+        assertEquals(0.97, parityFloor(int8, 0.97), 0.0)
+        val clock = FakeClock()
+        val log = Log()
+        // the golden's masks: the fake model's through the core, with 10 of its person pixels taken away (IoU below
+        // float's 0.99, above the int8 artifact's 0.9)
+        val expected = fakeCameraMasks(floors, int8, clock, log)
+        for (mask in expected) mask.indices.filter { mask[it] >= 0.5f }.take(10).forEach { mask[it] = 0f }
+        val g = golden(masks = expected)
+        val r = checkParity(floors, int8, g, FakeRunner(int8, clock, 1.0, log))
+        assertEquals(0.9, r.required, 0.0)
+        assertTrue(r.message(), r.passed && r.minIou < MIN_PARITY_IOU)
+        val strict = checkParity(floors, plain, g, FakeRunner(plain, clock, 1.0, log))
+        assertEquals(MIN_PARITY_IOU, strict.required, 0.0)
+        assertFalse(strict.message(), strict.passed)
+        val overridden = checkParity(floors, int8, g, FakeRunner(int8, clock, 1.0, log), 0.995)
+        assertEquals(0.995, overridden.required, 0.0)
+        assertFalse(overridden.passed)
+        for (bad in listOf("1.5", "0", "\"x\"")) {
+            try {
+                Manifest.parse(manifestText.replaceFirst("\"verified\": true}",
+                    "\"verified\": true, \"details\": {\"parity\": {\"thresholds\": {\"min_iou\": $bad}}}}"))
+                fail("min_iou $bad was accepted")
+            } catch (e: ManifestError) {
+                assertTrue(e.message!!, e.message!!.contains("min_iou"))
+            }
+        }
     }
 
     @Test
@@ -414,6 +457,9 @@ class ResultsTest {
         val g = GoldenSequence.load(java.io.File(dist, rel))
         assertEquals(bucket, g.bucket)
         val reference = Npy.readNpz(java.io.File(dist, rel)).getValue("expected_masks")
+        // the floor each verified artifact was held to at export reaches the app (int8's below float's)
+        for (a in m.artifacts.filter { it.verified == true }) assertTrue(a.key, a.parityMinIou != null)
+        assertTrue(m.artifacts.filter { it.precision == "int8" && it.verified == true }.all { it.parityMinIou!! < MIN_PARITY_IOU })
         for (art in m.artifactsFor(bucket).filter { it.format == "executorch" }) {
             var k = 0
             val oracle = object : ModelRunner {
@@ -427,6 +473,7 @@ class ResultsTest {
                 override fun close() {}
             }
             val p = checkParity(m, art, g, oracle)
+            assertEquals(art.parityMinIou ?: MIN_PARITY_IOU, p.required, 0.0)
             assertTrue(p.message(), p.passed)
             assertEquals(1.0, p.minIou, 0.0)
             assertEquals(g.size, k)
