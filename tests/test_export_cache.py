@@ -90,7 +90,11 @@ def test_second_export_comes_from_the_cache_and_is_verified_again(tmp_path, lite
 
 def test_a_damaged_entry_is_rebuilt_and_no_cache_leaves_nothing(tmp_path, lite_checkpoint, onnx_target):
     two = BucketSet.parse("small_4x3=64x96,small_3x4=96x64")
-    export_target(_spec(tmp_path, lite_checkpoint, onnx_target, two), log=lambda m: None)
+    # two worker processes (the requests come back as they finish); the manifest keeps request order
+    first = export_target(replace(_spec(tmp_path, lite_checkpoint, onnx_target, two), jobs=2), log=lambda m: None)
+    assert [a["bucket"] for a in load_manifest(first.manifest_path)["artifacts"]] == ["small_4x3"] * 2 + ["small_3x4"] * 2
+    assert [r["artifact"].split("/")[0] for r in json.loads((first.out_dir / "reports" / "parity.json").read_text())["records"]] \
+        == ["small_4x3"] * 2 + ["small_3x4"] * 2
     onnx = sorted((tmp_path / "cache" / "artifacts").glob("*/*/files/*-fp32-explicit.onnx"))
     assert len(onnx) == 2  # one entry per bucket
     onnx[0].write_bytes(b"not a model")

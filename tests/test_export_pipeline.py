@@ -132,3 +132,20 @@ def test_export_target_end_to_end(tmp_path, lite_checkpoint, target):
         assert isinstance(r.exception, DeviceError) and "not ready: coreml-mac runs only on macOS" in str(r.exception)
         leftovers = [p.name for p in (tmp_path / "dist").iterdir() if p.name.startswith(".")]
         assert leftovers == []
+
+
+def test_workers_take_the_int8_requests_that_may_search_first():
+    from types import SimpleNamespace
+
+    from backdrop.orchestration.pipeline import _submission_order
+
+    def r(bucket, fmt, precision, form):
+        return SimpleNamespace(bucket=SimpleNamespace(name=bucket), format=fmt, precision=precision, state_form=form)
+
+    requests = [r(b, f, p, s) for b in ("wide", "tall") for f, p, s in (
+        ("executorch", "fp32", "native"), ("executorch", "int8", "native"), ("executorch", "int8", "explicit"),
+        ("onnx", "fp32", "explicit"), ("onnx", "int8", "explicit"))]
+    # the explicit int8 of each bucket and format (a fallback search runs in the exporting process on it),
+    # then the other int8, then the rest; each group in request order; only what is still to do
+    assert _submission_order(requests, list(range(10))) == [2, 4, 7, 9, 1, 6, 0, 3, 5, 8]
+    assert _submission_order(requests, [0, 6, 9]) == [9, 6, 0]

@@ -140,7 +140,7 @@ def export_target(spec: ExportSpec, log: Callable[[str], None] = _log) -> Export
     final = spec.out_root / target.name
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=spec.out_root))
     artifacts: list[Artifact] = []
-    records = []
+    records: list = []
     budget = spec.budget or target.budget
     cache = ExportCache(spec.cache_dir or default_cache_dir(), tool_versions()) if spec.use_cache else None
     try:
@@ -165,15 +165,21 @@ def export_target(spec: ExportSpec, log: Callable[[str], None] = _log) -> Export
         int8 = Int8Stage(budget, device, thresholds_for("int8"), lambda r: _export_one(r, cache)[0], log, cache=cache,
                          checks=checks)
         progress = Progress(len(requests), log)
-        for request, made, seconds, hit in _run_exports(requests, spec.jobs, cache):
+        made_by: dict[int, list[Artifact]] = {}
+        records_by: dict[int, list] = {}
+        for i, request, made, seconds, hit in _run_exports(requests, spec.jobs, cache):
             golden = goldens[request.bucket.name][1]
             if request.precision == "int8":
                 made = int8.accept(request, made, golden)
+            records_by[i] = []
             for art in made:
-                _verify(art, golden, device, records, log)
+                _verify(art, golden, device, records_by[i], log)
             progress.done(request, made, seconds, hit)
-            artifacts.extend(made)
+            made_by[i] = made
         progress.close()
+        # The manifest and the reports list the artifacts in request order, whatever order they were finished in.
+        artifacts = [a for i in sorted(made_by) for a in made_by[i]]
+        records = [r for i in sorted(records_by) for r in records_by[i]]
         reports = staging / "reports"
         reports.mkdir(exist_ok=True)
         report_paths = {}
@@ -258,12 +264,15 @@ def _export_one(
 
 
 def _run_exports(requests: list[ExportRequest], jobs: int, cache: ExportCache | None):
-    """Yield (request, artifacts, seconds, cache hit) in request order.
+    """Yield (index, request, artifacts, seconds, cache hit) for every request.
 
     The cache is looked up here first, in this process (a hit is a copy and a hash: no worker
-    needs to start, import torch and ExecuTorch, for it); the misses are exported in ``jobs``
-    spawned worker processes when there are several (graph lowering is single-threaded Python,
-    so this scales with cores), which store what they make in the cache."""
+    needs to start, import torch and ExecuTorch, for it); the hits come first, in request order.
+    The misses are exported in ``jobs`` spawned worker processes when there are several (graph
+    lowering is single-threaded Python, so this scales with cores), which store what they make in
+    the cache, and are yielded as they finish: the caller's work on one (the int8 budget, a fallback
+    search, parity) overlaps with the workers' on the others. They are handed to the workers in
+    :func:`_submission_order`. With one job (or one miss) everything runs here in request order."""
     found: dict[int, tuple[list[Artifact], float, bool]] = {}
     if cache is not None:
         for i, r in enumerate(requests):
@@ -274,20 +283,37 @@ def _run_exports(requests: list[ExportRequest], jobs: int, cache: ExportCache | 
     todo = [i for i in range(len(requests)) if i not in found]
     if jobs == 1 or len(todo) <= 1:
         for i, r in enumerate(requests):
-            yield (r, *(found[i] if i in found else _export_one(r, cache, fetch=False)))
+            yield (i, r, *(found[i] if i in found else _export_one(r, cache, fetch=False)))
         return
+    for i in sorted(found):
+        yield (i, requests[i], *found[i])
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import ProcessPoolExecutor, as_completed
 
     with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {i: pool.submit(_export_one, requests[i], cache, False) for i in todo}
+        futures = {pool.submit(_export_one, requests[i], cache, False): i for i in _submission_order(requests, todo)}
         try:
-            for i, r in enumerate(requests):
-                yield (r, *(found[i] if i in found else futures[i].result()))
+            for future in as_completed(futures):
+                i = futures[future]
+                yield (i, requests[i], *future.result())
         except BaseException:
-            for f in futures.values():
+            for f in futures:
                 f.cancel()
             raise
+
+
+def _submission_order(requests: list[ExportRequest], todo: list[int]) -> list[int]:
+    """The indices ``todo`` in the order the workers should take them: first the one int8 request
+    per bucket and format whose acceptance may start a fallback search in the exporting process
+    (its explicit state form, which the probe shares), so that search overlaps with the workers'
+    lowering; then the other int8 requests (the longest to lower); then the rest, in request order."""
+    def rank(i: int) -> tuple[int, int]:
+        r = requests[i]
+        if r.precision != "int8":
+            return (2, i)
+        return (0, i) if r.state_form == "explicit" else (1, i)
+
+    return sorted(todo, key=rank)
 
 
 class Progress:
