@@ -10,6 +10,7 @@ the slow test at the end.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -211,16 +212,65 @@ def test_quantization_report_names_slow_ops_and_big_files(tmp_path):
     assert (tmp_path / "quantization.png").stat().st_size > 1000
 
 
+def _exported_with_fallback() -> Path | None:
+    """CI's main job (BACKDROP_EXPORTED_DIST, .ci/run) when its export kept units of an int8
+    artifact in float: the fallback then engaged on the real model, budget and held-out clips, and
+    the slow test below checks that export instead of forcing a miss and exporting again."""
+    root = os.environ.get("BACKDROP_EXPORTED_DIST")
+    manifest = Path(root or ".") / "android-arm64" / "manifest.json"
+    if not root or not manifest.exists():
+        return None
+    doc = json.loads(manifest.read_text())
+    if any((a.get("quantization") or {}).get("float_units") for a in doc["artifacts"]):
+        return manifest.parent
+    return None
+
+
+def _assert_fallback_engaged(out_dir: Path) -> list[dict]:
+    """The manifest and reports of an export whose int8 kept units in float say so consistently:
+    each such artifact verified, within the budget it names, its search's first trial plain int8
+    with misses and its last the real artifact without; returns those artifacts."""
+    from backdrop.orchestration.manifest import load_manifest
+
+    manifest = load_manifest(out_dir / "manifest.json")
+    fell_back = [a for a in manifest["artifacts"] if (a.get("quantization") or {}).get("float_units")]
+    assert fell_back
+    report = json.loads((out_dir / "reports" / "quantization.json").read_text())
+    rows = {r["key"]: r for r in report["artifacts"]}
+    md = (out_dir / "reports" / "quantization.md").read_text()
+    assert (out_dir / "reports" / "quantization.png").stat().st_size > 1000
+    assert "kept the" in md and "Sensitivity" in md
+    for a in fell_back:
+        q = a["quantization"]
+        assert q["fallback"].startswith(f"kept the {len(q['float_units'])} most sensitive unit(s) in float"), q["fallback"]
+        held = q.get("checked") or q["quality"]  # the golden and the held-out clips, where the budget was held on them
+        assert held["iou_mean"] >= q["budget"]["min_iou"]
+        assert held["boundary_iou_mean"] >= q["budget"]["min_boundary_iou"]
+        assert len(q["float_units"]) <= q["budget"]["max_float_fraction"] * len(rows[a["key"]]["int8"]["search"]["ranking"])
+        assert a["verified"] is True, a["verification"]
+        assert Path(out_dir / a["path"]).exists()
+        assert ", ".join(q["float_units"]) in md
+        trials = rows[a["key"]]["int8"]["search"]["trials"]
+        assert trials[0]["float_units"] == [] and trials[0]["misses"]
+        assert trials[-1]["misses"] == [] and trials[-1]["on"].endswith("artifact")
+        assert trials[-1]["float_units"] == q["float_units"]
+    return fell_back
+
+
 @pytest.mark.slow
 def test_export_with_a_budget_forced_to_miss_engages_fallback(tmp_path, monkeypatch):
     """The trained default model, ONNX int8 at one real bucket, a Boundary IoU budget just above
     what plain int8 reaches on the golden (0.947 with three units in float, measured): fallback
     must engage, keep units in float, meet the budget on the real artifact, and say so in the
     manifest and the report. The budget is held on the golden alone here (no held-out clips), so
-    the figure is the golden's."""
+    the figure is the golden's. In CI, where the main job's export already fell back on the real
+    budget (the people model's ONNX int8 does at both of CI's buckets), that export is checked instead."""
+    exported = _exported_with_fallback()
+    if exported is not None:
+        _assert_fallback_engaged(exported)
+        return
     from backdrop.core.buckets import BucketSet
     from backdrop.export.targets import TARGETS, Target, TargetEntry
-    from backdrop.orchestration.manifest import load_manifest
     from backdrop.orchestration.pipeline import ExportSpec, export_target
 
     target = Target(
@@ -235,23 +285,8 @@ def test_export_with_a_budget_forced_to_miss_engages_fallback(tmp_path, monkeypa
     spec = ExportSpec(target=target.name, buckets=BucketSet.parse("landscape_16x9=160x288"),
                       out_root=tmp_path / "dist", jobs=1, budget=budget)
     result = export_target(spec)
-    manifest = load_manifest(result.manifest_path)
-    int8 = [a for a in manifest["artifacts"] if a["precision"] == "int8"]
+    int8 = _assert_fallback_engaged(result.out_dir)
     assert {a["format"] for a in int8} == {"onnx", "ort"}
     for a in int8:
-        q = a["quantization"]
-        assert q["float_units"], "the forced miss must keep units in float"
-        assert q["fallback"].startswith(f"kept the {len(q['float_units'])} most sensitive unit(s) in float")
-        assert "Boundary IoU" in q["fallback"]
-        assert q["quality"]["boundary_iou_mean"] >= 0.955
-        assert q["budget"]["min_boundary_iou"] == 0.955
-        assert a["verified"] is True
-    report = json.loads((result.out_dir / "reports" / "quantization.json").read_text())
-    row = next(r for r in report["artifacts"] if r["format"] == "onnx")
-    trials = row["int8"]["search"]["trials"]
-    assert trials[0]["float_units"] == [] and trials[0]["misses"]
-    assert trials[-1]["misses"] == [] and trials[-1]["on"].endswith("artifact")
-    md = (result.out_dir / "reports" / "quantization.md").read_text()
-    assert (result.out_dir / "reports" / "quantization.png").stat().st_size > 1000
-    assert "kept the" in md and "Sensitivity" in md and ", ".join(int8[0]["quantization"]["float_units"]) in md
-    assert Path(result.out_dir / int8[0]["path"]).exists()
+        assert "Boundary IoU" in a["quantization"]["fallback"]
+        assert a["quantization"]["budget"]["min_boundary_iou"] == 0.955
