@@ -8,6 +8,7 @@ fused): structured masks, so accuracy can be asserted.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import zipfile
@@ -90,7 +91,11 @@ def test_ptl_computes_what_the_quantized_graph_computes(int8, probe, golden):
 
 
 def test_float_units_stay_float(model):
-    calibration = cached_calibration_inputs(model, BUCKET)
+    # Which modules are quantized does not depend on how many frames calibrate them: the first 4
+    # of the real set (each FX calibration pass through the observers is the cost of this test).
+    full = cached_calibration_inputs(model, BUCKET)
+    calibration = dataclasses.replace(full, name=f"{full.name}-first4", frames=full.frames[:4],
+                                      prev_masks=full.prev_masks[:4], resets=full.resets[:4])
     plain = quantized_modules(quantize_for_qnnpack(model, calibration))
     floats = quantized_modules(quantize_for_qnnpack(model, calibration, FLOAT_UNITS))
 
