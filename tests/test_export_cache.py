@@ -103,6 +103,14 @@ def test_a_damaged_entry_is_rebuilt_and_no_cache_leaves_nothing(tmp_path, lite_c
     assert all(a.verified for a in again.artifacts)
     rebuilt = sorted((tmp_path / "cache" / "artifacts").glob("*/*/files/*-fp32-explicit.onnx"))
     assert len(rebuilt) == 2 and all(p.read_bytes() != b"not a model" for p in rebuilt)
+    # workers and hits together: one entry damaged and a new bucket are exported by two workers while the
+    # intact entry's copy is verified; the manifest keeps request order
+    rebuilt[1].write_bytes(b"not a model")
+    three = BucketSet.parse("small_4x3=64x96,small_3x4=96x64,small_1x1=80x80")
+    mixed = export_target(replace(_spec(tmp_path, lite_checkpoint, onnx_target, three), jobs=2), log=lambda m: None)
+    assert (mixed.cache_hits, mixed.cache_misses) == (1, 2)
+    assert all(a.verified for a in mixed.artifacts)
+    assert [a["bucket"] for a in load_manifest(mixed.manifest_path)["artifacts"]][::2] == ["small_4x3", "small_3x4", "small_1x1"]
 
     fresh = tmp_path / "nocache"
     result = export_target(replace(_spec(tmp_path, lite_checkpoint, onnx_target), cache_dir=fresh, use_cache=False),

@@ -267,7 +267,8 @@ def _run_exports(requests: list[ExportRequest], jobs: int, cache: ExportCache | 
     """Yield (index, request, artifacts, seconds, cache hit) for every request.
 
     The cache is looked up here first, in this process (a hit is a copy and a hash: no worker
-    needs to start, import torch and ExecuTorch, for it); the hits come first, in request order.
+    needs to start, import torch and ExecuTorch, for it); the hits come first, in request order
+    (with workers, once the misses are handed to them).
     The misses are exported in ``jobs`` spawned worker processes when there are several (graph
     lowering is single-threaded Python, so this scales with cores), which store what they make in
     the cache, and are yielded as they finish: the caller's work on one (the int8 budget, a fallback
@@ -285,14 +286,14 @@ def _run_exports(requests: list[ExportRequest], jobs: int, cache: ExportCache | 
         for i, r in enumerate(requests):
             yield (i, r, *(found[i] if i in found else _export_one(r, cache, fetch=False)))
         return
-    for i in sorted(found):
-        yield (i, requests[i], *found[i])
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = {pool.submit(_export_one, requests[i], cache, False): i for i in _submission_order(requests, todo)}
         try:
+            for i in sorted(found):  # verified here while the workers export the misses
+                yield (i, requests[i], *found[i])
             for future in as_completed(futures):
                 i = futures[future]
                 yield (i, requests[i], *future.result())
