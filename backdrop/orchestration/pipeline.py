@@ -139,8 +139,6 @@ def export_target(spec: ExportSpec, log: Callable[[str], None] = _log) -> Export
     spec.out_root.mkdir(parents=True, exist_ok=True)
     final = spec.out_root / target.name
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=spec.out_root))
-    artifacts: list[Artifact] = []
-    records: list = []
     budget = spec.budget or target.budget
     cache = ExportCache(spec.cache_dir or default_cache_dir(), tool_versions()) if spec.use_cache else None
     try:
@@ -165,21 +163,19 @@ def export_target(spec: ExportSpec, log: Callable[[str], None] = _log) -> Export
         int8 = Int8Stage(budget, device, thresholds_for("int8"), lambda r: _export_one(r, cache)[0], log, cache=cache,
                          checks=checks)
         progress = Progress(len(requests), log)
-        made_by: dict[int, list[Artifact]] = {}
-        records_by: dict[int, list] = {}
+        done: dict[int, tuple[list[Artifact], list]] = {}  # request index -> its artifacts and parity records
         for i, request, made, seconds, hit in _run_exports(requests, spec.jobs, cache):
             golden = goldens[request.bucket.name][1]
             if request.precision == "int8":
                 made = int8.accept(request, made, golden)
-            records_by[i] = []
+            done[i] = (made, [])
             for art in made:
-                _verify(art, golden, device, records_by[i], log)
+                _verify(art, golden, device, done[i][1], log)
             progress.done(request, made, seconds, hit)
-            made_by[i] = made
         progress.close()
         # The manifest and the reports list the artifacts in request order, whatever order they were finished in.
-        artifacts = [a for i in sorted(made_by) for a in made_by[i]]
-        records = [r for i in sorted(records_by) for r in records_by[i]]
+        artifacts = [a for i in sorted(done) for a in done[i][0]]
+        records = [r for i in sorted(done) for r in done[i][1]]
         reports = staging / "reports"
         reports.mkdir(exist_ok=True)
         report_paths = {}

@@ -165,15 +165,15 @@ class Manifest(
                 throw ManifestError("$at: its first input ${frame.name} has shape ${frame.shape}; a frame is (1, 3, H, W)")
             }
             val verified = a.get("verified")
-            val parityMinIou = parityFloor(a, at)
+            val floor = parityMinIou(a, at)
             return Artifact(key, string(a, "path", at), string(a, "format", at), string(a, "runtime", at), string(a, "precision", at),
                 StateForm.of(string(a, "state_form", at), at), string(a, "bucket", at), inputs, tensors("outputs"), tensors("states"),
                 string(a, "sha256", at), number(a, "size_bytes", at).toLong(),
-                if (verified == null || verified.isJsonNull) null else verified.asBoolean, parityMinIou)
+                if (verified == null || verified.isJsonNull) null else verified.asBoolean, floor)
         }
 
         /** `details.parity.thresholds.min_iou` when the export verified the artifact; each level optional. */
-        private fun parityFloor(a: JsonObject, at: String): Double? {
+        private fun parityMinIou(a: JsonObject, at: String): Double? {
             var o: JsonObject = a
             for (name in listOf("details", "parity", "thresholds")) {
                 val e = o.get(name)
